@@ -1,0 +1,8 @@
+"""vits-jax: VITS / MMS-TTS text-to-speech in JAX/Flax, faithful to transformers' VitsModel."""
+
+from .checkpoint import VitsParams, load, save
+from .config import VitsConfig
+from .model import VitsModel, init_params
+
+__all__ = ["VitsConfig", "VitsModel", "VitsParams", "init_params", "load", "save"]
+__version__ = "0.1.0"

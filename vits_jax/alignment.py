@@ -1,0 +1,43 @@
+"""Durations -> frame alignment with a static number of frames.
+
+Shapes: B batch, T tokens, F frames (static), C channels.
+transformers builds a (B, F, T) one-hot path and multiplies; each frame picks exactly one token,
+so gathering that token's row gives bit-identical values without the O(F*T*C) matmul.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def durations_from_log(log_durations: jax.Array, padding_mask: jax.Array, length_scale) -> jax.Array:
+    """log_durations (B, T, 1), padding_mask (B, T, 1) -> frames per token (B, T), float."""
+    return jnp.ceil(jnp.exp(log_durations) * padding_mask * length_scale)[..., 0]
+
+
+def output_lengths(durations: jax.Array) -> jax.Array:
+    """durations (B, T) -> frames per item (B,) int32, at least 1 (as transformers)."""
+    return jnp.maximum(jnp.sum(durations, axis=-1), 1).astype(jnp.int32)
+
+
+def frame_token_index(durations: jax.Array, num_frames: int):
+    """For each frame, the token it belongs to. Returns index (B, F) int32 and valid (B, F) bool."""
+    ends = jnp.cumsum(durations, axis=-1)                                      # (B, T)
+    frames = jnp.arange(num_frames, dtype=durations.dtype)                     # (F,)
+    index = jnp.sum(ends[:, None, :] <= frames[None, :, None], axis=-1)        # (B, F)
+    valid = frames[None, :] < ends[:, -1:]
+    index = jnp.minimum(index, durations.shape[-1] - 1).astype(jnp.int32)
+    return index, valid
+
+
+def expand(values: jax.Array, durations: jax.Array, num_frames: int) -> jax.Array:
+    """values (B, T, C), durations (B, T) -> (B, F, C): each token's row repeated, zero past the end."""
+    index, valid = frame_token_index(durations, num_frames)
+    out = jnp.take_along_axis(values, index[..., None], axis=1)                # (B, F, C)
+    return out * valid[..., None].astype(values.dtype)
+
+
+def frame_mask(lengths: jax.Array, num_frames: int, dtype=jnp.float32) -> jax.Array:
+    """lengths (B,) -> (B, F, 1) mask."""
+    return (jnp.arange(num_frames)[None, :] < lengths[:, None])[..., None].astype(dtype)

@@ -1,0 +1,114 @@
+"""VitsConfig: a frozen, hashable mirror of transformers' VitsConfig.
+
+Field names and defaults are transformers' (the defaults are the MMS-eng architecture), so a
+transformers `config.json` maps onto it one to one. Being frozen and hashable, it can be a static
+argument of `jax.jit` and live as static metadata on a param pytree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional, Tuple
+
+
+def _tupleize(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_tupleize(v) for v in value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class VitsConfig:
+    vocab_size: int = 38
+    hidden_size: int = 192
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 2
+    window_size: Optional[int] = 4
+    use_bias: bool = True
+    ffn_dim: int = 768
+    layerdrop: float = 0.1
+    ffn_kernel_size: int = 3
+    flow_size: int = 192
+    spectrogram_bins: int = 513
+    hidden_act: str = "relu"
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation_dropout: float = 0.1
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-5
+    use_stochastic_duration_prediction: bool = True
+    num_speakers: int = 1
+    speaker_embedding_size: int = 0
+    upsample_initial_channel: int = 512
+    upsample_rates: Tuple[int, ...] = (8, 8, 2, 2)
+    upsample_kernel_sizes: Tuple[int, ...] = (16, 16, 4, 4)
+    resblock_kernel_sizes: Tuple[int, ...] = (3, 7, 11)
+    resblock_dilation_sizes: Tuple[Tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    leaky_relu_slope: float = 0.1
+    depth_separable_channels: int = 2
+    depth_separable_num_layers: int = 3
+    duration_predictor_flow_bins: int = 10
+    duration_predictor_tail_bound: float = 5.0
+    duration_predictor_kernel_size: int = 3
+    duration_predictor_dropout: float = 0.5
+    duration_predictor_num_flows: int = 4
+    duration_predictor_filter_channels: int = 256
+    prior_encoder_num_flows: int = 4
+    prior_encoder_num_wavenet_layers: int = 4
+    posterior_encoder_num_wavenet_layers: int = 16
+    wavenet_kernel_size: int = 5
+    wavenet_dilation_rate: int = 1
+    wavenet_dropout: float = 0.0
+    speaking_rate: float = 1.0
+    noise_scale: float = 0.667
+    noise_scale_duration: float = 0.8
+    sampling_rate: int = 16_000
+    pad_token_id: Optional[int] = None
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _tupleize(getattr(self, f.name)))
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        if len(self.upsample_kernel_sizes) != len(self.upsample_rates):
+            raise ValueError("upsample_kernel_sizes and upsample_rates must have the same length")
+        if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
+            raise ValueError("resblock_kernel_sizes and resblock_dilation_sizes must have the same length")
+        if self.num_speakers > 1 and self.speaker_embedding_size <= 0:
+            raise ValueError("a multi-speaker config needs speaker_embedding_size > 0")
+
+    @property
+    def hop_length(self) -> int:
+        """Waveform samples per spectrogram frame (product of the upsample rates)."""
+        out = 1
+        for r in self.upsample_rates:
+            out *= r
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "VitsConfig":
+        """Builds from a transformers config dict; keys that are not architecture fields are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "VitsConfig":
+        if os.path.isdir(path):
+            path = os.path.join(path, "config.json")
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["model_type"] = "vits"
+        return out
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")

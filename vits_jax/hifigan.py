@@ -1,0 +1,99 @@
+"""HiFi-GAN decoder: latent frames -> waveform (transformers' HifiGanResidualBlock, VitsHifiGan).
+
+Shapes: B batch, F frames, Z flow_size, S samples (F * prod(upsample_rates)), C channels at a stage.
+
+Padding: given `lengths` (valid frames per item), every conv's output is multiplied by the mask
+at its resolution, so positions past an item's end hold zeros exactly as the conv's zero padding
+would in an unpadded run. A padded batch item therefore equals the item computed alone
+(transformers lets padded frames leak into each item's last samples).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from .config import VitsConfig
+from .layers import ConvTranspose1d, conv1d, leaky_relu
+
+
+def _get_padding(kernel_size: int, dilation: int = 1) -> int:
+    return (kernel_size * dilation - dilation) // 2
+
+
+class HifiGanResidualBlock(nn.Module):
+    channels: int
+    kernel_size: int = 3
+    dilation: Sequence[int] = (1, 3, 5)
+    leaky_relu_slope: float = 0.1
+
+    def setup(self):
+        k = self.kernel_size
+        self.convs1 = [conv1d(self.channels, k, d, _get_padding(k, d)) for d in self.dilation]
+        self.convs2 = [conv1d(self.channels, k, 1, _get_padding(k, 1)) for _ in self.dilation]
+
+    def __call__(self, x, mask=None):
+        """x: (B, S, C), mask (B, S, 1) or None -> (B, S, C)."""
+        for conv1, conv2 in zip(self.convs1, self.convs2):
+            h = conv1(leaky_relu(x, self.leaky_relu_slope))
+            h = h * mask if mask is not None else h
+            h = conv2(leaky_relu(h, self.leaky_relu_slope))
+            h = h * mask if mask is not None else h
+            x = x + h
+        return x
+
+
+class VitsHifiGan(nn.Module):
+    config: VitsConfig
+
+    def setup(self):
+        c = self.config
+        self.conv_pre = conv1d(c.upsample_initial_channel, 7, padding=3)
+        self.upsampler = [
+            ConvTranspose1d(c.upsample_initial_channel // 2 ** (i + 1), k, rate, (k - rate) // 2)
+            for i, (rate, k) in enumerate(zip(c.upsample_rates, c.upsample_kernel_sizes))]
+        self.resblocks = [
+            HifiGanResidualBlock(c.upsample_initial_channel // 2 ** (i + 1), k, d, c.leaky_relu_slope)
+            for i in range(len(c.upsample_rates))
+            for k, d in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes)]
+        self.conv_post = conv1d(1, 7, padding=3, use_bias=False)
+        if c.speaker_embedding_size != 0:
+            self.cond = conv1d(c.upsample_initial_channel, 1)
+
+    def __call__(self, spectrogram, global_conditioning=None, lengths: Optional[jax.Array] = None):
+        """spectrogram (B, F, Z), global_conditioning (B, 1, E), lengths (B,) valid frames.
+
+        Returns the waveform (B, S).
+        """
+        c = self.config
+        num_kernels = len(c.resblock_kernel_sizes)
+
+        def mask_at(hop):
+            if lengths is None:
+                return None
+            positions = jnp.arange(spectrogram.shape[1] * hop)
+            return (positions[None, :] < (lengths[:, None] * hop))[..., None].astype(spectrogram.dtype)
+
+        def masked(x, mask):
+            return x if mask is None else x * mask
+
+        hop = 1
+        mask = mask_at(hop)
+        x = self.conv_pre(spectrogram)                                         # (B, F, C0)
+        if global_conditioning is not None:
+            x = x + self.cond(global_conditioning)
+        x = masked(x, mask)
+        for i, rate in enumerate(c.upsample_rates):
+            hop *= rate
+            mask = mask_at(hop)
+            x = masked(self.upsampler[i](leaky_relu(x, c.leaky_relu_slope)), mask)  # (B, F*hop, C0/2^(i+1))
+            res = self.resblocks[i * num_kernels](x, mask)
+            for j in range(1, num_kernels):
+                res = res + self.resblocks[i * num_kernels + j](x, mask)
+            x = res / num_kernels
+        # transformers' final leaky_relu uses torch's default slope, 0.01, not the config's.
+        x = self.conv_post(leaky_relu(x, 0.01))                                # (B, S, 1)
+        return masked(jnp.tanh(x), mask)[..., 0]
