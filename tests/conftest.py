@@ -49,6 +49,9 @@ def hf_model(seed: int = 0, **config_kwargs):
         for name, p in model.named_parameters():
             if name.endswith(("translate", "log_scale")):
                 p.copy_(0.1 * torch.randn_like(p))
+        # Random init drives the decoder's last conv to |x| ~ 1e3, where tanh saturates and the
+        # waveform shows nothing; scale it so the output lives in tanh's responsive range.
+        model.decoder.conv_post.weight.mul_(1e-3)
     return model
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import sys
 import types
@@ -105,7 +106,7 @@ def make_corpus(seed: int = 0, n_random: int = 200) -> list[str]:
         if rng.random() < 0.1:
             s = s.replace(" ", " <unk> ", 1)
         corpus.append(s)
-    sentence = "The quick brown fox, aged 7 – or maybe 8 – jumps over the LAZY dog! Ça va? Да. "
+    sentence = "The quick brown fox, aged 7 – or maybe 8 – jumps over the LAZY dog! Ça, Да. "
     corpus.append(sentence * 60)  # ~4.9k chars
     corpus.append(" ".join(rng.choice(HANDPICKED) for _ in range(60)))
     return corpus
@@ -197,7 +198,8 @@ def test_mms_eng_matches_transformers():
 def test_mms_eng_load_matches_transformers_attributes():
     ref = VitsTokenizer.from_pretrained(str(MMS_ENG))
     tok = Tokenizer.load(MMS_ENG)
-    assert (tok.add_blank, tok.normalize, tok.phonemize, tok.is_uroman) == (True, True, False, False)
+    flags = (tok.add_blank, tok.normalize, tok.phonemize, tok.is_uroman)
+    assert flags == (True, True, False, False)
     assert tok.language == "eng"
     assert tok.vocab_size == ref.vocab_size == 38
     assert tok.pad_token == ref.pad_token == "k"
@@ -281,7 +283,8 @@ def test_added_tokens_and_special_tokens_map(tmp_path):
                "single_word": True, "special": False},
     }
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    corpus = ["a <sep> b", "x<sep>y", "  <sep>  ", "ab cab abc", "k<sep>k", "<unk><sep>"] + CORPUS[:80]
+    corpus = ["a <sep> b", "x<sep>y", "  <sep>  ", "ab cab abc", "k<sep>k", "<unk><sep>"]
+    corpus += CORPUS[:80]
     counts = _check_corpus(folder, corpus)
     assert counts["equal"] > 0 and counts["unknown"] > 0
     ref = VitsTokenizer.from_pretrained(str(folder))
@@ -294,9 +297,18 @@ def test_added_tokens_and_special_tokens_map(tmp_path):
     with pytest.raises(ValueError, match="'<sep>'"):
         tok.encode("a <sep> b")
 
+    # without "<unk>" in added_tokens_decoder, transformers gives it the next free id by count,
+    # 39, which is "<sep>"'s: "<sep>" silently disappears from its added tokens
+    del config["added_tokens_decoder"]["38"], config["added_tokens_decoder"]["40"]
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    assert "<sep>" not in VitsTokenizer.from_pretrained(str(folder)).added_tokens_encoder
+    with pytest.raises(ValueError, match="would get id 39, already used by added token '<sep>'"):
+        Tokenizer.load(folder)
+
     # special_tokens_map.json overrides tokenizer_config.json when there is no added_tokens_decoder
     folder2 = _write_variant(MMS_ENG, tmp_path / "stm", pad_token="_", bos_token="<s>")
-    (folder2 / "special_tokens_map.json").write_text(json.dumps({"pad_token": "a", "unk_token": "<u>"}))
+    special_map = {"pad_token": "a", "unk_token": "<u>"}
+    (folder2 / "special_tokens_map.json").write_text(json.dumps(special_map))
     ref2 = VitsTokenizer.from_pretrained(str(folder2))
     tok2 = Tokenizer.load(folder2)
     assert tok2.pad_token == ref2.pad_token == "a"
@@ -335,7 +347,7 @@ def test_uroman_matches_transformers(tmp_path, shared_uroman):
         Tokenizer.load(MMS_ENG).encode("Привет")
 
 
-def test_uroman_per_call_instance_matches(tmp_path, monkeypatch):
+def test_uroman_per_call_instance_matches(tmp_path):
     """One string through transformers' real code path (a fresh Uroman per call)."""
     pytest.importorskip("uroman")
     folder = _write_variant(MMS_ENG, tmp_path / "uroman", is_uroman=True)
@@ -348,9 +360,32 @@ def test_uroman_per_call_instance_matches(tmp_path, monkeypatch):
 # phonemizer
 
 
-def test_phonemize_matches_transformers():
+# espeak-ng switches voice on non-Latin scripts ("(hi)...(en-us)" flags in the output) and that
+# leaves state behind: the same text can then phonemize differently depending on what the shared
+# espeak instance read before. That is espeak's behaviour (transformers has it too), so the
+# phonemizer comparison keeps to text that does not switch voice.
+_VOICE_SWITCHING = re.compile(
+    "[\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u097f\u3040-\u30ff\u4e00-\u9fff"
+    "\uac00-\ud7af\uff00-\uffef]"
+)
+PHONEMIZE_CORPUS = [
+    s for s in dict.fromkeys(CORPUS + make_corpus(seed=1)) if not _VOICE_SWITCHING.search(s)
+]
+
+
+@pytest.fixture
+def fresh_espeak():
+    """Drop phonemizer's cached espeak backends (phonemizer >= 3.4) so earlier tests' voice
+    switches cannot leak into this one."""
     pytest.importorskip("phonemizer")
-    counts = _check_corpus(VITS_IPA, CORPUS)
+    cache = getattr(sys.modules.get("phonemizer.phonemize"), "_BACKENDS_CACHE", None)
+    if cache is not None:
+        cache.clear()
+
+
+def test_phonemize_matches_transformers(fresh_espeak):
+    assert len(PHONEMIZE_CORPUS) >= 200
+    counts = _check_corpus(VITS_IPA, PHONEMIZE_CORPUS)
     assert counts["equal"] >= 150
     tok = Tokenizer.load(VITS_IPA)
     assert tok.phonemize and tok.phonemizer_language == "en-us"
@@ -358,8 +393,7 @@ def test_phonemize_matches_transformers():
     assert tok.decode(tok.encode("Hello world")) == "həlˈoʊ wˈɜːld"
 
 
-def test_phonemize_unknown_symbol_raises(tmp_path):
-    pytest.importorskip("phonemizer")
+def test_phonemize_unknown_symbol_raises(tmp_path, fresh_espeak):
     symbols = json.loads((VITS_IPA / "vocab.json").read_text(encoding="utf-8"))
     vocab = {s: i for i, s in enumerate(s for s in symbols if s != "ˈ")}  # no primary stress
     folder = tmp_path / "ipa-no-stress"
@@ -446,16 +480,16 @@ def test_decode_round_trip():
 
 
 def test_module_does_not_import_torch_or_transformers():
-    source = (Path(__file__).parents[1] / "vits_jax" / "tokenizer.py").read_text()
-    assert "import torch" not in source and "transformers import" not in source
-    assert "import transformers" not in source
-    # importing it alone pulls in neither
+    # load the file on its own, so that the package __init__ does not count
     import subprocess
 
+    path = Path(__file__).parents[1] / "vits_jax" / "tokenizer.py"
     code = (
-        "import sys, vits_jax.tokenizer as t; "
-        "t.Tokenizer.load(sys.argv[1]).encode('hi'); "
-        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('tokenizer_alone', sys.argv[1])\n"
+        "mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(mod)\n"
+        "assert mod.Tokenizer.load(sys.argv[2]).encode('hi') == [0, 6, 0, 18, 0]\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
     )
-    subprocess.run([sys.executable, "-c", code, str(MMS_ENG)], check=True,
-                   cwd=Path(__file__).parents[1])
+    subprocess.run([sys.executable, "-c", code, str(path), str(MMS_ENG)], check=True)

@@ -8,8 +8,10 @@ phonemization, splitting on added/special tokens, and interleaving of the blank 
 with id 0) when ``add_blank`` is set.
 
 Shapes: ``tok.encode(text)`` returns a ``list[int]`` of length ``2 * n_chars + 1`` with
-``add_blank`` (``n_chars`` otherwise); ``tok(texts)`` returns ``(ids, mask)``, two ``int32`` arrays
-of shape ``(batch, max_len)``, right-padded.
+``add_blank`` (``n_chars`` otherwise), where ``n_chars`` counts the prepared text's characters;
+an added token such as MMS' pad token ``"k"`` gets no blanks of its own, as in transformers
+(``"kk"`` -> ``[0, 0]``). ``tok(texts)`` returns ``(ids, mask)``, two ``int32`` arrays of shape
+``(batch, max_len)``, right-padded.
 
 Deliberate differences from transformers (where transformers fails silently):
 
@@ -121,7 +123,9 @@ class Tokenizer:
             character missing from the vocabulary and strip surrounding whitespace. With
             ``phonemize`` only the lowercasing applies.
         phonemize: convert the text to IPA with `phonemizer` + espeak-ng.
-        is_uroman: romanize text containing non-ASCII characters with `uroman`.
+        is_uroman: romanize with the `uroman` Python package (>= 1.3), as transformers does:
+            ``uroman.Uroman().romanize_string(text)`` (no language code), applied after the
+            lowercasing and only when the text contains a non-ASCII character; no perl needed.
         special_tokens: other special tokens (``bos_token``, ``eos_token``, ``sep_token``,
             ``cls_token``, ``mask_token``) -> content; they behave like added tokens.
         added_tokens: ``id -> {"content", "lstrip", "rstrip", "single_word"}`` (the
@@ -208,8 +212,9 @@ class Tokenizer:
                 n_new += 1
                 if idx in added_decoder:
                     raise ValueError(
-                        f"special token {content!r} would get id {idx}, already used by added token "
-                        f"{added_decoder[idx].content!r} (transformers silently drops the latter)"
+                        f"special token {content!r} would get id {idx}, already used by added "
+                        f"token {added_decoder[idx].content!r} (transformers silently drops the "
+                        "latter)"
                     )
             added_decoder[idx] = _AddedToken(content)
             added_encoder[content] = idx
@@ -221,7 +226,7 @@ class Tokenizer:
             by_first.setdefault(content[0], []).append(content)
         self._added_by_first = by_first
 
-        # Normalization matches vocabulary entries, then added tokens (sorted by id), first hit wins.
+        # Normalization matches vocabulary entries, then added tokens (by id); first hit wins.
         norm: dict[str, list[str]] = {}
         for word in list(self.vocab) + list(self._added_encoder):
             if word:
@@ -332,12 +337,11 @@ class Tokenizer:
                 i += 1
         return "".join(out)
 
-    def prepare_text(self, text: str, normalize: bool | None = None) -> str:
-        """The string whose characters get tokenized (transformers' ``prepare_for_tokenization``)."""
+    def prepare_text(self, text: str) -> str:
+        """The string whose characters get tokenized (transformers' prepare_for_tokenization)."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        normalize = self.normalize if normalize is None else normalize
-        if normalize:
+        if self.normalize:
             text = self.normalize_text(text)
         if self.language == "ron":
             text = text.replace("ț", "ţ")
@@ -345,7 +349,7 @@ class Tokenizer:
             text = _uroman().romanize_string(text)
         if self.phonemize:
             text = _phonemize(text, self.phonemizer_language)
-        elif normalize:
+        elif self.normalize:
             vocab = self.vocab
             text = "".join(c for c in text if c in vocab).strip()
         return text
@@ -403,8 +407,11 @@ class Tokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """Token strings (transformers' ``tokenize``), before the unknown-token check."""
+        return self._tokenize_prepared(self.prepare_text(text))
+
+    def _tokenize_prepared(self, prepared: str) -> list[str]:
         tokens: list[str] = []
-        for piece in self._split_added(self.prepare_text(text)):
+        for piece in self._split_added(prepared):
             if not piece:
                 continue
             if piece in self._added_encoder:
@@ -425,7 +432,8 @@ class Tokenizer:
         Raises ``ValueError`` when the text tokenizes to nothing, and (with ``unknown="error"``)
         when a token is not in the vocabulary.
         """
-        tokens = self.tokenize(text)
+        prepared = self.prepare_text(text)
+        tokens = self._tokenize_prepared(prepared)
         if not tokens:
             raise ValueError(
                 f"text {_preview(text)} tokenizes to no ids: after normalization"
@@ -445,7 +453,7 @@ class Tokenizer:
                 where = "phonemized text" if self.phonemize else "text"
                 raise ValueError(
                     f"token {token!r} ({_codepoints(token)}) of the {where} "
-                    f"{_preview(self.prepare_text(text))} is not in the vocabulary "
+                    f"{_preview(prepared)} is not in the vocabulary "
                     f"(transformers would emit id {idx}, outside the {self.vocab_size}-entry "
                     "embedding); pass unknown='unk' to keep transformers' ids"
                 )

@@ -1,0 +1,100 @@
+"""Duration predictors and their parts against transformers, both flow directions."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from conftest import assert_close, hf_model, ncw, nwc, small_config, state_dict_numpy, to_torch
+
+from convert import to_flax
+from vits_jax import VitsConfig
+from vits_jax.duration import (VitsConvFlow, VitsDilatedDepthSeparableConv, VitsDurationPredictor,
+                               VitsElementwiseAffine, VitsStochasticDurationPredictor)
+
+
+def _setup(seed=3, **overrides):
+    hf = hf_model(seed, **small_config(**overrides))
+    cfg = VitsConfig.from_dict(hf.config.to_dict())
+    params = to_flax(state_dict_numpy(hf), cfg)["duration_predictor"]
+    rng = np.random.default_rng(seed)
+    mask = np.ones((2, 9, 1), np.float32)
+    mask[1, 6:] = 0
+    x = rng.normal(size=(2, 9, cfg.hidden_size)).astype(np.float32)
+    return hf, cfg, params, rng, mask, x
+
+
+@pytest.fixture(scope="module")
+def sdp():
+    return _setup(num_speakers=3, speaker_embedding_size=5)
+
+
+def test_dds_conv(sdp):
+    hf, cfg, params, rng, mask, x = sdp
+    g = rng.normal(size=(2, 9, cfg.hidden_size)).astype(np.float32)
+    with torch.no_grad():
+        ref = hf.duration_predictor.flows[1].conv_dds(ncw(x), ncw(mask), ncw(g))
+    dds = VitsDilatedDepthSeparableConv(cfg.hidden_size, cfg.duration_predictor_kernel_size,
+                                        cfg.depth_separable_num_layers)
+    ours = dds.apply({"params": params["flows_1"]["conv_dds"]}, x, mask, g)
+    assert_close(ours, nwc(ref), what="dds conv")
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_conv_flow_and_affine(sdp, reverse):
+    hf, cfg, params, rng, mask, x = sdp
+    z = (3 * rng.normal(size=(2, 9, 2))).astype(np.float32)   # some values beyond the tail bound
+    flow = VitsConvFlow(cfg.hidden_size, cfg.depth_separable_channels, cfg.duration_predictor_kernel_size,
+                        cfg.depth_separable_num_layers, cfg.duration_predictor_flow_bins,
+                        cfg.duration_predictor_tail_bound)
+    with torch.no_grad():
+        ref, ref_ld = hf.duration_predictor.flows[2](ncw(z), ncw(mask), ncw(x), reverse=reverse)
+        aref, aref_ld = hf.duration_predictor.flows[0](ncw(z), ncw(mask), reverse=reverse)
+    ours, ld = flow.apply({"params": params["flows_2"]}, z, mask, x, reverse=reverse)
+    assert_close(ours, nwc(ref), what="conv flow")
+    aff, ald = VitsElementwiseAffine(2).apply({"params": params["flows_0"]}, z, mask, reverse=reverse)
+    assert_close(aff, nwc(aref), what="elementwise affine")
+    if not reverse:
+        assert_close(ld, ref_ld.numpy(), what="conv flow log-det")
+        assert_close(ald, aref_ld.numpy(), what="affine log-det")
+
+
+def test_stochastic_reverse_with_noise(sdp):
+    hf, cfg, params, rng, mask, x = sdp
+    noise = rng.normal(size=(2, 9, 2)).astype(np.float32)
+    g = rng.normal(size=(2, 1, cfg.speaker_embedding_size)).astype(np.float32)
+    real_randn = torch.randn
+    torch.randn = lambda *a, **k: ncw(noise)
+    try:
+        with torch.no_grad():
+            ref = hf.duration_predictor(ncw(x), ncw(mask), ncw(g), reverse=True, noise_scale=0.8)
+    finally:
+        torch.randn = real_randn
+    ours = VitsStochasticDurationPredictor(cfg).apply({"params": params}, x, mask, g, noise=noise,
+                                                      noise_scale=0.8, reverse=True)
+    assert_close(np.asarray(ours) * mask, nwc(ref) * mask, what="log durations")
+
+
+def test_stochastic_forward_likelihood(sdp):
+    hf, cfg, params, rng, mask, x = sdp
+    noise = rng.normal(size=(2, 9, 2)).astype(np.float32)
+    durations = (rng.integers(1, 9, size=(2, 9, 1)) * mask).astype(np.float32)
+    real_randn = torch.randn
+    torch.randn = lambda *a, **k: ncw(noise)
+    try:
+        with torch.no_grad():
+            ref = hf.duration_predictor(ncw(x), ncw(mask), None, durations=ncw(durations), reverse=False)
+    finally:
+        torch.randn = real_randn
+    ours = VitsStochasticDurationPredictor(cfg).apply({"params": params}, x, mask, None, noise=noise,
+                                                      durations=durations, reverse=False)
+    assert_close(ours, ref.numpy(), what="duration nll")
+
+
+def test_deterministic_predictor():
+    hf, cfg, params, rng, mask, x = _setup(4, use_stochastic_duration_prediction=False,
+                                           num_speakers=2, speaker_embedding_size=3)
+    g = rng.normal(size=(2, 1, 3)).astype(np.float32)
+    with torch.no_grad():
+        ref = hf.duration_predictor(ncw(x), ncw(mask), ncw(g))
+    ours = VitsDurationPredictor(cfg).apply({"params": params}, x, mask, g)
+    assert_close(ours, nwc(ref), what="deterministic log durations")

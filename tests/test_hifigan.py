@@ -1,0 +1,82 @@
+"""Conv layers, HiFi-GAN residual blocks and decoder against torch / transformers."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from conftest import assert_close, hf_model, ncw, nwc, small_config, state_dict_numpy
+
+from convert import to_flax
+from convert.table import KINDS
+from vits_jax import VitsConfig
+from vits_jax.hifigan import HifiGanResidualBlock, VitsHifiGan
+from vits_jax.layers import ConvTranspose1d, conv1d
+
+
+@pytest.mark.parametrize("k,stride,pad", [(16, 8, 4), (4, 2, 1), (5, 3, 0), (3, 1, 1), (7, 2, 3)])
+def test_conv_transpose_matches_torch(k, stride, pad):
+    torch.manual_seed(k)
+    layer = torch.nn.ConvTranspose1d(6, 5, k, stride=stride, padding=pad)
+    x = np.random.default_rng(k).normal(size=(2, 11, 6)).astype(np.float32)
+    with torch.no_grad():
+        ref = nwc(layer(ncw(x)))
+    kernel = KINDS["conv_transpose"]["weight"][1](layer.weight.detach().numpy())
+    ours = ConvTranspose1d(5, k, stride, pad).apply(
+        {"params": {"kernel": kernel, "bias": layer.bias.detach().numpy()}}, x)
+    assert_close(ours, ref, tol=1e-6, what="conv transpose")
+
+
+@pytest.mark.parametrize("k,dilation,pad,groups", [(5, 1, 2, 1), (3, 3, 3, 1), (3, 9, 9, 6), (4, 1, 0, 2)])
+def test_conv_matches_torch(k, dilation, pad, groups):
+    torch.manual_seed(k)
+    layer = torch.nn.Conv1d(6, 4 if groups < 6 else 6, k, dilation=dilation, padding=pad, groups=groups)
+    x = np.random.default_rng(k).normal(size=(2, 23, 6)).astype(np.float32)
+    with torch.no_grad():
+        ref = nwc(layer(ncw(x)))
+    kernel = KINDS["conv"]["weight"][1](layer.weight.detach().numpy())
+    ours = conv1d(layer.out_channels, k, dilation, pad, groups).apply(
+        {"params": {"kernel": kernel, "bias": layer.bias.detach().numpy()}}, x)
+    assert_close(ours, ref, tol=1e-6, what="conv")
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["one-speaker", "speakers"])
+def setup(request):
+    extra = dict(num_speakers=3, speaker_embedding_size=4) if request.param else {}
+    hf = hf_model(6, **small_config(**extra))
+    cfg = VitsConfig.from_dict(hf.config.to_dict())
+    params = to_flax(state_dict_numpy(hf), cfg)["decoder"]
+    rng = np.random.default_rng(2)
+    g = rng.normal(size=(2, 1, 4)).astype(np.float32) if request.param else None
+    return hf, cfg, params, rng, g
+
+
+def test_residual_block(setup):
+    hf, cfg, params, rng, _ = setup
+    x = rng.normal(size=(2, 30, cfg.upsample_initial_channel // 2)).astype(np.float32)
+    with torch.no_grad():
+        ref = hf.decoder.resblocks[1](ncw(x))
+    block = HifiGanResidualBlock(x.shape[-1], cfg.resblock_kernel_sizes[1], cfg.resblock_dilation_sizes[1],
+                                 cfg.leaky_relu_slope)
+    assert_close(block.apply({"params": params["resblocks_1"]}, x), nwc(ref), what="resblock")
+
+
+def test_decoder(setup):
+    hf, cfg, params, rng, g = setup
+    z = rng.normal(size=(2, 12, cfg.flow_size)).astype(np.float32)
+    with torch.no_grad():
+        ref = hf.decoder(ncw(z), None if g is None else ncw(g))[:, 0].numpy()
+    ours = VitsHifiGan(cfg).apply({"params": params}, z, g)
+    assert_close(ours, ref, what="decoder")
+
+
+def test_decoder_masking_equals_unpadded(setup):
+    """With lengths, a padded item's valid samples equal the item decoded alone."""
+    hf, cfg, params, rng, g = setup
+    z = rng.normal(size=(2, 12, cfg.flow_size)).astype(np.float32)
+    z[1, 7:] = 0.0
+    with torch.no_grad():
+        alone = hf.decoder(ncw(z[1:, :7]), None if g is None else ncw(g[1:]))[0, 0].numpy()
+    ours = VitsHifiGan(cfg).apply({"params": params}, z, g, lengths=jnp.array([12, 7]))
+    hop = cfg.hop_length
+    assert_close(ours[1, :7 * hop], alone, what="masked decoder")
+    assert np.all(np.asarray(ours[1, 7 * hop:]) == 0)
