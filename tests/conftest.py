@@ -110,3 +110,19 @@ class NoiseRecorder:
 
         monkeypatch.setattr(torch, "randn", randn)
         monkeypatch.setattr(torch, "randn_like", randn_like)
+
+
+FRAMES_PER_TOKEN = 6
+
+
+def realistic_rate(params, cfg, ids, speaker_id, sdp_noise, noise_scale_duration):
+    """Random-init durations are far from speech (0.1 to 100 frames per token); the speaking rate
+    that brings them to ~6 frames per token, as real voices have. Both sides then use it."""
+    b, t = ids.shape
+    speakers = None if speaker_id is None else np.full((b,), speaker_id)
+    from vits_jax import VitsModel
+
+    durations, _, _ = VitsModel(cfg).apply({"params": params}, np.asarray(ids), np.ones((b, t, 1)),
+                                           speakers, sdp_noise, noise_scale_duration, 1.0,
+                                           method=VitsModel.durations)
+    return float(np.mean(durations)) / FRAMES_PER_TOKEN

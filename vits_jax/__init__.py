@@ -3,6 +3,8 @@
 from .checkpoint import VitsParams, load, save
 from .config import VitsConfig
 from .model import VitsModel, init_params
+from .synthesis import SynthesisOutput, synthesize
 
-__all__ = ["VitsConfig", "VitsModel", "VitsParams", "init_params", "load", "save"]
+__all__ = ["VitsConfig", "VitsModel", "VitsParams", "init_params", "load", "save",
+           "SynthesisOutput", "synthesize"]
 __version__ = "0.1.0"

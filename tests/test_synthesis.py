@@ -1,0 +1,265 @@
+"""synthesize(): parity with transformers end to end, one program vs two, batch vs single,
+compilation counts, truncation and every validation error.
+
+Tolerances: the waveform passes through ~40 conv layers in float32, so parity with transformers is
+1e-4 (as test_model.py); our own paths (batch vs single, max_frames vs buckets) run the same
+computation on differently padded arrays, so they agree to float32 round-off, 1e-5 / 1e-6.
+"""
+
+import jax
+import numpy as np
+import pytest
+import torch
+from conftest import NoiseRecorder, assert_close, hf_model, small_config, state_dict_numpy
+
+from convert import to_flax
+from vits_jax import SynthesisOutput, VitsConfig, VitsParams, synthesize
+from vits_jax.model import init_params
+from vits_jax.synthesis import MAX_TOKENS, bucket, compilation_counts
+
+FRAMES_PER_TOKEN = 6
+SPEAKERS = 3
+
+
+@pytest.fixture(scope="module")
+def multi():
+    """A random-init multi-speaker transformers model with a stochastic duration predictor."""
+    hf = hf_model(0, **small_config(num_speakers=SPEAKERS, speaker_embedding_size=4))
+    cfg = VitsConfig.from_dict(hf.config.to_dict())
+    return hf, VitsParams(to_flax(state_dict_numpy(hf), cfg), cfg)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The smallest model that runs every stage: for compile counts and cheap error paths."""
+    cfg = VitsConfig(**small_config(
+        vocab_size=12, hidden_size=4, num_hidden_layers=1, ffn_dim=4, flow_size=2, spectrogram_bins=3,
+        upsample_initial_channel=4, upsample_rates=[2], upsample_kernel_sizes=[4],
+        resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1]], prior_encoder_num_flows=1,
+        prior_encoder_num_wavenet_layers=1, posterior_encoder_num_wavenet_layers=1,
+        use_stochastic_duration_prediction=False))
+    return VitsParams(init_params(cfg, jax.random.key(0)), cfg)
+
+
+def hf_forward(hf, ids, speaker_id, rate, mask=None):
+    """transformers' forward; also returns its durations (B, T), recomputed from the duration
+    predictor's output exactly as its forward does."""
+    captured = []
+    handle = hf.duration_predictor.register_forward_hook(lambda m, i, o: captured.append(o))
+    try:
+        with torch.no_grad():
+            out = hf(torch.as_tensor(ids), attention_mask=None if mask is None else torch.as_tensor(mask),
+                     speaker_id=speaker_id, speaking_rate=rate)
+    finally:
+        handle.remove()
+    pmask = torch.ones(ids.shape) if mask is None else torch.as_tensor(mask, dtype=torch.float32)
+    durations = torch.ceil(torch.exp(captured[0][:, 0]) * pmask * (1.0 / rate))
+    return out, durations.numpy().astype(np.int32)
+
+
+def realistic_rate(hf, ids, speaker_id, monkeypatch, seed):
+    """Random-init durations are far from speech (0.1 to 100 frames per token); the speaking rate
+    that brings them to ~6 frames per token, found with the same noise the measured run will use."""
+    NoiseRecorder(monkeypatch, seed=seed)
+    _, durations = hf_forward(hf, ids, speaker_id, 1.0)
+    monkeypatch.undo()
+    return float(durations.mean()) / FRAMES_PER_TOKEN
+
+
+@pytest.mark.parametrize("noise,speaker", [(False, 1), (False, None), (True, 2)],
+                         ids=["noise0", "noise0-no-speaker", "noise"])
+def test_parity_with_transformers(multi, noise, speaker, monkeypatch):
+    hf, params = multi
+    cfg = params.config
+    ids = np.random.default_rng(1).integers(0, cfg.vocab_size, size=(1, 17))
+    if noise:
+        hf.noise_scale, hf.noise_scale_duration = cfg.noise_scale, cfg.noise_scale_duration
+    else:
+        hf.noise_scale = hf.noise_scale_duration = 0.0
+    rate = realistic_rate(hf, ids, speaker, monkeypatch, seed=5)
+    recorder = NoiseRecorder(monkeypatch, seed=5)
+    ref, ref_durations = hf_forward(hf, ids, speaker, rate)
+    monkeypatch.undo()
+    kwargs = dict(noise_scale=hf.noise_scale, noise_scale_duration=hf.noise_scale_duration)
+    if noise:  # transformers' draws, (B, C, T) -> (B, T, C)
+        kwargs["_noise"] = (recorder.draws[0].transpose(0, 2, 1), recorder.draws[-1].transpose(0, 2, 1))
+    out = synthesize(params, ids, speaker_id=speaker, speaking_rate=rate, **kwargs)
+    assert isinstance(out, SynthesisOutput)
+    np.testing.assert_array_equal(out.durations, ref_durations)
+    np.testing.assert_array_equal(out.lengths, ref.sequence_lengths.numpy())
+    assert not out.truncated.any()
+    assert out.durations.sum() > 2 * ids.shape[1], "durations unrealistically short: test is too weak"
+    assert np.abs(ref.waveform.numpy()).mean() < 0.9, "saturated waveform: test is too weak"
+    assert_close(out.waveform, ref.waveform.numpy(), tol=1e-4, what=f"noise={noise} speaker={speaker}")
+
+
+@pytest.fixture(scope="module")
+def batch(multi):
+    """A padded batch of three items, one speaker each, with per-item keys; its rate is that
+    which gives ~6 frames per token without noise."""
+    hf, params = multi
+    rng = np.random.default_rng(2)
+    lens = [20, 9, 13]               # token bucket 24 for the batch, 24 / 16 / 16 alone
+    ids = np.zeros((3, max(lens)), np.int64)
+    mask = np.zeros_like(ids)
+    for i, n in enumerate(lens):
+        ids[i, :n] = rng.integers(0, params.config.vocab_size, size=n)
+        mask[i, :n] = 1
+    hf.noise_scale = hf.noise_scale_duration = 0.0
+    _, durations = hf_forward(hf, ids, None, 1.0, mask=mask)
+    rate = float(durations.sum() / mask.sum()) / FRAMES_PER_TOKEN
+    keys = jax.random.split(jax.random.key(42), 3)
+    return dict(ids=ids, mask=mask, lens=lens, speakers=np.array([0, 2, 1]), rate=rate, keys=keys)
+
+
+def test_batch_equals_single(multi, batch):
+    _, params = multi
+    hop = params.config.hop_length
+    out = synthesize(params, batch["ids"], batch["mask"], key=batch["keys"], speaker_id=batch["speakers"],
+                     speaking_rate=batch["rate"])
+    frames = out.lengths // hop
+    assert out.durations.sum() > 2 * sum(batch["lens"]), "durations unrealistically short"
+    worst, buckets = 0.0, set()
+    for i, n in enumerate(batch["lens"]):
+        one = synthesize(params, batch["ids"][i:i + 1, :n], key=batch["keys"][i:i + 1],
+                         speaker_id=batch["speakers"][i:i + 1], speaking_rate=batch["rate"])
+        buckets.add((bucket(n, 16), bucket(int(one.lengths[0]) // hop, 32)))
+        np.testing.assert_array_equal(one.durations[0], out.durations[i, :n])
+        np.testing.assert_array_equal(out.durations[i, n:], 0)
+        s = int(one.lengths[0])
+        assert out.lengths[i] == s and one.waveform.shape == (1, s)
+        worst = max(worst, assert_close(out.waveform[i, :s], one.waveform[0], tol=1e-5, what=f"item {i}"))
+        assert np.all(out.waveform[i, s:] == 0)
+    batch_buckets = (bucket(batch["ids"].shape[1], 16), bucket(int(frames.max()), 32))
+    assert any(b != batch_buckets for b in buckets), "no item ran at other buckets: test is too weak"
+    print(f"batch vs single: max abs error {worst:.2e}")
+
+
+def test_max_frames_equals_buckets(multi, batch):
+    _, params = multi
+    kwargs = dict(key=batch["keys"], speaker_id=batch["speakers"], speaking_rate=batch["rate"])
+    two = synthesize(params, batch["ids"], batch["mask"], **kwargs)
+    frames = int(two.lengths.max()) // params.config.hop_length + 7   # not a bucket size
+    one = synthesize(params, batch["ids"], batch["mask"], max_frames=frames, **kwargs)
+    np.testing.assert_array_equal(one.durations, two.durations)
+    np.testing.assert_array_equal(one.lengths, two.lengths)
+    assert not one.truncated.any() and one.waveform.shape == two.waveform.shape
+    assert_close(one.waveform, two.waveform, tol=1e-6, what="max_frames vs buckets")
+
+
+def test_traced_arguments_do_not_recompile(multi, batch):
+    _, params = multi
+    hop = params.config.hop_length
+    args = (params, batch["ids"], batch["mask"])
+    base = dict(key=batch["keys"], speaker_id=batch["speakers"], speaking_rate=batch["rate"])
+    variants = [dict(), dict(speaking_rate=batch["rate"] * 1.3), dict(speaking_rate=[1.0, 2.0, 3.0]),
+                dict(noise_scale=0.1), dict(noise_scale_duration=0.0), dict(speaker_id=2),
+                dict(speaker_id=[1, 1, 0]), dict(key=jax.random.key(3)), dict(key=jax.random.PRNGKey(4))]
+    frames = int(synthesize(*args, **base).lengths.max()) // hop + 40
+    before = compilation_counts()
+    waves = [synthesize(*args, max_frames=frames, **{**base, **v}).waveform for v in variants]
+    assert compilation_counts() == before, "the one-program path recompiled"
+    assert all(not np.array_equal(waves[0], w) for w in waves[1:]), "a variant changed nothing"
+    frame_buckets = set()
+    for v in variants:
+        out = synthesize(*args, **{**base, **v})
+        frame_buckets.add(bucket(int(out.lengths.max()) // hop, 32))
+    after = compilation_counts()
+    assert after["encode"] == before["encode"], "stage 1 recompiled"
+    # stage 2 compiles once per frame bucket at most (some may have been compiled before)
+    assert after["render"] - before["render"] <= len(frame_buckets)
+
+
+def test_few_programs_for_many_lengths(tiny):
+    """200 sentences of 1 to 400 tokens through the one-program path (a fixed max_frames):
+    one program per token bucket, 11 buckets in all."""
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 401, size=200)
+    before = compilation_counts()["fixed"]
+    for n in lengths:
+        out = synthesize(tiny, rng.integers(0, tiny.config.vocab_size, size=n), speaking_rate=4.0,
+                         max_frames=512)
+        assert not out.truncated.any()
+    compiled = compilation_counts()["fixed"] - before
+    buckets = {bucket(n, 16) for n in lengths}
+    print(f"200 lengths: {len(buckets)} token buckets, {compiled} programs compiled")
+    assert len(buckets) == 11 and compiled <= len(buckets)
+
+
+def test_bucket_sizes():
+    assert [bucket(n, 16) for n in (1, 16, 17, 24, 25, 33, 48, 49, 400)] == \
+        [16, 16, 24, 24, 32, 48, 48, 64, 512]
+    sizes = [bucket(n) for n in range(1, 5000)]
+    assert all(n <= s <= 1.5 * n or s <= 4 for n, s in zip(range(1, 5000), sizes))
+
+
+def test_truncation_flag_and_warning(tiny):
+    ids = np.array([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 0, 0, 0, 0, 0, 0]])
+    mask = (np.arange(8)[None] < np.array([[8], [2]])).astype(np.int32)
+    full = synthesize(tiny, ids, mask, speaking_rate=0.5)
+    frames = full.lengths // tiny.config.hop_length
+    assert frames[0] > frames[1] + 1
+    limit = int(frames[1]) + 1                                  # cuts item 0 only
+    with pytest.warns(UserWarning, match=r"items \[0\] need .* frames, more than the .* rendered"):
+        out = synthesize(tiny, ids, mask, speaking_rate=0.5, max_frames=limit)
+    np.testing.assert_array_equal(out.truncated, [True, False])
+    np.testing.assert_array_equal(out.lengths, [limit * tiny.config.hop_length, full.lengths[1]])
+    np.testing.assert_array_equal(out.durations, full.durations)   # as predicted, before the cut
+    assert out.waveform.shape == (2, limit * tiny.config.hop_length)
+
+
+def test_inputs_and_outputs(tiny):
+    a = synthesize(tiny, [3, 4, 5])                                      # a list, one item
+    b = synthesize(tiny.tree, np.array([[3, 4, 5]]), config=tiny.config, key=jax.random.key(0))
+    assert a.waveform.dtype == np.float32 and a.waveform.shape == (1, int(a.lengths[0]))
+    assert a.durations.shape == (1, 3) and a.truncated.dtype == bool
+    np.testing.assert_array_equal(a.waveform, b.waveform)               # default key is key(0)
+    with pytest.raises(Exception):
+        a.lengths = None                                                 # frozen
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(ids=[[1, 12]]), r"ids must lie in \[0, vocab_size=12\)"),
+    (dict(ids=[[-1, 2]]), r"ids must lie in \[0, vocab_size=12\)"),
+    (dict(ids=[[1.5, 2]]), "ids must be integers"),
+    (dict(ids=np.zeros((0, 4), int)), "empty input"),
+    (dict(ids=np.zeros((2, 0), int)), "empty input"),
+    (dict(ids=np.zeros((1, 2, 3), int)), r"ids must have shape \(batch, tokens\)"),
+    (dict(ids=np.zeros((1, MAX_TOKENS + 1), int)), "input too long"),
+    (dict(attention_mask=[[1, 1]]), "attention_mask shape .* does not match"),
+    (dict(attention_mask=[[1, 1, 1], [0, 0, 0]]), r"attention_mask rows \[1\] are all zero"),
+    (dict(attention_mask=[[1, 2, 1], [1, 1, 0]]), "only 0 and 1"),
+    (dict(speaker_id=0), "speaker_id given to a single-speaker model"),
+    (dict(speaking_rate=0.0), "speaking_rate must be > 0"),
+    (dict(speaking_rate=-1.0), "speaking_rate must be > 0"),
+    (dict(speaking_rate=float("nan")), "speaking_rate must be finite"),
+    (dict(speaking_rate=float("inf")), "speaking_rate must be finite"),
+    (dict(speaking_rate=[1.0, 2.0, 3.0]), r"speaking_rate must be a number or one per batch item \(2,\)"),
+    (dict(noise_scale=-0.1), "noise_scale must be >= 0"),
+    (dict(noise_scale=float("nan")), "noise_scale must be finite"),
+    (dict(noise_scale_duration=-1.0), "noise_scale_duration must be >= 0"),
+    (dict(noise_scale_duration=float("inf")), "noise_scale_duration must be finite"),
+    (dict(max_frames=0), "max_frames must be a positive int"),
+    (dict(max_frames=10.5), "max_frames must be a positive int"),
+    (dict(key=jax.random.split(jax.random.key(0), 3)), r"one per batch item \(2,\)"),
+    (dict(key=np.zeros(3, np.float32)), "key must be a jax.random.key"),
+    (dict(config=VitsConfig()), "config= disagrees"),
+])
+def test_validation_errors(tiny, kwargs, match):
+    call = dict(params=tiny, ids=[[1, 2, 3], [4, 5, 6]], **kwargs)
+    with pytest.raises(ValueError, match=match):
+        synthesize(call.pop("params"), call.pop("ids"), **call)
+
+
+@pytest.mark.parametrize("speaker_id,match", [
+    (3, r"speaker_id must lie in \[0, 3\)"), (-1, r"speaker_id must lie in \[0, 3\)"),
+    ([0, 1, 2], r"one id per batch item \(2,\)"), (1.0, "speaker_id must be integers"),
+])
+def test_speaker_errors(multi, speaker_id, match):
+    with pytest.raises(ValueError, match=match):
+        synthesize(multi[1], [[1, 2], [3, 4]], speaker_id=speaker_id)
+
+
+def test_plain_dict_needs_config(tiny):
+    with pytest.raises(ValueError, match="plain param dicts need config="):
+        synthesize(tiny.tree, [1, 2])

@@ -1,0 +1,484 @@
+"""The `vits-jax` command: speak text to a WAV file, convert checkpoints, describe a model.
+
+    vits-jax say "Hello there. How are you?" -o hello.wav             # facebook/mms-tts-eng
+    echo "Long text ..." | vits-jax say - -m ./mms-tts-deu -o out.wav --rate 1.1 --seed 3
+    vits-jax convert ./mms-tts-eng-transformers ./mms-tts-eng          # = python -m convert
+    vits-jax info ./mms-tts-eng
+
+`say` splits the text into sentences (vits_jax/text.py), synthesizes them in batches of similar
+length, joins them with short pauses and writes a 16-bit PCM mono WAV atomically
+(vits_jax/audio.py). JAX's persistent compilation cache is on by default, so a second run with
+the same shapes skips compilation.
+
+User errors (unknown model, empty text, bad speaker id, ...) print `error: ...` to stderr and
+exit with status 1 (set VITS_JAX_DEBUG=1 to get the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import sys
+import warnings
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import audio
+from .hub import DEFAULT_MODEL, ModelNotFoundError
+from .text import DEFAULT_MAX_TOKENS, split_text
+
+__all__ = ["main", "speak", "Speech", "load_model", "prepare_pieces", "setup_compilation_cache", "default_cache_dir", "CliError"]
+
+CACHE_ENV = "VITS_JAX_CACHE_DIR"
+DEFAULT_PAUSE = 0.25
+DEFAULT_BATCH_SIZE = 8
+
+
+class CliError(Exception):
+    """A user error: printed as `error: <message>`, exit status 1, no traceback."""
+
+
+# Exceptions that come from what the user passed (paths, text, options, files), not from bugs.
+_USER_ERRORS = (CliError, ModelNotFoundError, FileNotFoundError, NotADirectoryError,
+                IsADirectoryError, PermissionError, ValueError, ImportError, OSError)
+
+
+# ------------------------------------------------------------------ compilation cache
+def default_cache_dir() -> str:
+    """$VITS_JAX_CACHE_DIR, else $XDG_CACHE_HOME/vits-jax/jax, else ~/.cache/vits-jax/jax."""
+    if os.environ.get(CACHE_ENV):
+        return os.path.expanduser(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "vits-jax", "jax")
+
+
+def setup_compilation_cache(cache_dir: Optional[str] = None) -> Optional[str]:
+    """Turns on JAX's persistent compilation cache in `cache_dir` (default: default_cache_dir()).
+
+    Every compiled program is written (no minimum compile time or size), so the next process
+    with the same shapes loads it instead of compiling. Returns the folder, or None (with a
+    warning) if it cannot be created. Call before the first compilation.
+    """
+    import jax
+
+    folder = os.path.abspath(os.path.expanduser(cache_dir or default_cache_dir()))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        print(f"warning: compilation cache disabled, cannot create {folder}: {e.strerror or e}",
+              file=sys.stderr)
+        return None
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # -1: cache every size
+    return folder
+
+
+# ------------------------------------------------------------------ text -> waveform
+@dataclasses.dataclass
+class Speech:
+    """The result of `speak`: the joined waveform and what it is made of."""
+
+    waveform: np.ndarray          # (S,) float32, pieces joined with pauses
+    sampling_rate: int
+    pieces: list[str]             # the text pieces, in reading order
+    lengths: list[int]            # samples of each piece
+    truncated: list[bool]         # piece cut at the synthesizer's frame limit
+    pause_samples: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.waveform) / self.sampling_rate
+
+
+def _progress(total: int, enabled: bool):
+    """A tqdm bar on stderr when enabled and stderr is a terminal; else a no-op with update()."""
+    if enabled and total > 1 and sys.stderr.isatty():
+        try:
+            from tqdm.auto import tqdm
+            return tqdm(total=total, unit="sentence", file=sys.stderr, leave=False)
+        except ImportError:
+            pass
+
+    class _Null:
+        def update(self, n=1):
+            pass
+
+        def close(self):
+            pass
+
+    return _Null()
+
+
+def prepare_pieces(tokenizer, text: str, max_tokens: int = DEFAULT_MAX_TOKENS):
+    """Text -> (pieces, ids per piece). Pieces with nothing to say (e.g. "...") are dropped.
+
+    Raises CliError for empty text or text without a single pronounceable character, and the
+    tokenizer's ValueError for a token outside the vocabulary.
+    """
+    if not text or not text.strip():
+        raise CliError("empty text: nothing to say")
+    pieces = split_text(text, max_tokens, count=lambda s: len(tokenizer.tokenize(s)))
+    pieces = [p for p in pieces if tokenizer.tokenize(p)]
+    if not pieces:
+        shown = text.strip()
+        shown = repr(shown if len(shown) <= 60 else shown[:60] + "...")
+        raise CliError(f"text {shown} has nothing this model can pronounce: none of its "
+                       "characters is in the model's vocabulary (see `vits-jax info MODEL`)")
+    return pieces, [tokenizer.encode(p) for p in pieces]
+
+
+def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[int] = None,
+          speaking_rate: Optional[float] = None, noise_scale: Optional[float] = None,
+          noise_scale_duration: Optional[float] = None, batch_size: int = DEFAULT_BATCH_SIZE,
+          max_tokens: int = DEFAULT_MAX_TOKENS, pause: float = DEFAULT_PAUSE,
+          progress: bool = False) -> Speech:
+    """Text of any length -> one waveform.
+
+    The text is split into sentence-sized pieces (`vits_jax.text.split_text`), the pieces are
+    sorted by token count and synthesized `batch_size` at a time (similar lengths share a batch,
+    so little is spent on padding), put back in reading order and joined with `pause` seconds of
+    silence. Every batch holds exactly `batch_size` rows (the last is filled up with repeats)
+    so one compiled program serves all batches of a length bucket.
+
+    Randomness: piece `i` (in reading order) draws its noise from `fold_in(key(seed), i)`, and
+    `synthesize` makes an item's audio independent of its batch, so the result depends on the
+    text and the seed, not on `batch_size`. A one-sentence text sounds as
+    `synthesize(params, ids, key=jax.random.key(seed))`.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from .synthesis import synthesize
+
+    if batch_size < 1:
+        raise CliError(f"batch size must be >= 1, got {batch_size}")
+    pieces, ids = prepare_pieces(tokenizer, text, max_tokens)
+    n = len(pieces)
+    order = sorted(range(n), key=lambda i: len(ids[i]))
+    rows = batch_size if n > batch_size else n
+    base = jax.random.key(seed)
+    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(n, dtype=jnp.uint32))  # (n,)
+    waves: list[Optional[np.ndarray]] = [None] * n
+    truncated = [False] * n
+    bar = _progress(n, progress)
+    try:
+        for start in range(0, n, rows):
+            chunk = order[start:start + rows]
+            batch = chunk + [chunk[-1]] * (rows - len(chunk))
+            width = max(len(ids[i]) for i in batch)
+            input_ids = np.full((rows, width), tokenizer.padding_id, np.int32)  # (B, T)
+            mask = np.zeros((rows, width), np.int32)                            # (B, T)
+            for r, i in enumerate(batch):
+                input_ids[r, :len(ids[i])] = ids[i]
+                mask[r, :len(ids[i])] = 1
+            with warnings.catch_warnings():  # truncation is reported in Speech.truncated
+                warnings.simplefilter("ignore")
+                out = synthesize(params, input_ids, attention_mask=mask,
+                                 key=keys[np.asarray(batch)], speaker_id=speaker_id,
+                                 speaking_rate=speaking_rate, noise_scale=noise_scale,
+                                 noise_scale_duration=noise_scale_duration)
+            waveform = np.asarray(out.waveform)                                   # (B, S)
+            lengths = np.asarray(out.lengths)                                     # (B,)
+            cut = np.asarray(out.truncated)                                       # (B,)
+            for r, i in enumerate(chunk):
+                waves[i] = waveform[r, :int(lengths[r])].astype(np.float32)
+                truncated[i] = bool(cut[r])
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    rate = int(params.config.sampling_rate)
+    pause_samples = int(round(pause * rate))
+    return Speech(waveform=audio.concatenate(waves, pause_samples), sampling_rate=rate,
+                  pieces=pieces, lengths=[len(w) for w in waves], truncated=truncated,
+                  pause_samples=pause_samples)
+
+
+# ------------------------------------------------------------------ helpers
+def _read_text(text: str) -> str:
+    if text != "-":
+        return text
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise CliError(f"standard input is not UTF-8 text ({e})") from None
+    return data
+
+
+def _check_output(path: str) -> None:
+    if path == "-":
+        return
+    if os.path.isdir(path):
+        raise CliError(f"output {path} is a folder; pass a file name such as "
+                       f"{os.path.join(path, 'out.wav')}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"cannot write {path}: folder {folder} is not writable")
+
+
+def _finite(name: str, value: Optional[float], *, positive: bool = False) -> None:
+    if value is None:
+        return
+    if not math.isfinite(value) or (value <= 0 if positive else value < 0):
+        need = "a positive number" if positive else "a number >= 0"
+        raise CliError(f"{name} must be {need}, got {value}")
+
+
+def _check_speaker(speaker: Optional[int], num_speakers: int, model: str) -> Optional[int]:
+    if speaker is None:
+        return None
+    if num_speakers <= 1:
+        if speaker == 0:
+            return None
+        raise CliError(f"--speaker {speaker}: model {model} has a single speaker (id 0); "
+                       "--speaker is for multi-speaker models")
+    if not 0 <= speaker < num_speakers:
+        raise CliError(f"--speaker {speaker} is out of range: model {model} has {num_speakers} "
+                       f"speakers (ids 0 to {num_speakers - 1})")
+    return speaker
+
+
+def _open_model(model: str):
+    """-> (local folder, VitsConfig, Tokenizer), without loading the weights."""
+    from .config import VitsConfig
+    from .hub import resolve
+    from .tokenizer import Tokenizer
+
+    folder = resolve(model)
+    config = VitsConfig.from_json(os.path.join(folder, "config.json"))
+    if not os.path.isfile(os.path.join(folder, "vocab.json")):
+        raise CliError(f"model folder {folder} has no vocab.json: copy the tokenizer files "
+                       "(vocab.json, tokenizer_config.json, special_tokens_map.json) next to config.json")
+    return folder, config, Tokenizer.load(folder)
+
+
+def load_model(model: str = DEFAULT_MODEL):
+    """A converted folder, a transformers folder or a hub id -> (VitsParams, Tokenizer)."""
+    from .checkpoint import load
+
+    folder, _, tokenizer = _open_model(model)
+    return load(folder), tokenizer
+
+
+# ------------------------------------------------------------------ subcommands
+def cmd_say(args) -> int:
+    _finite("--rate", args.rate, positive=True)
+    _finite("--noise-scale", args.noise_scale)
+    _finite("--noise-scale-duration", args.noise_scale_duration)
+    _finite("--pause", args.pause)
+    if args.batch_size < 1:
+        raise CliError(f"--batch-size must be >= 1, got {args.batch_size}")
+    from .synthesis import MAX_TOKENS
+
+    if not 8 <= args.max_tokens <= MAX_TOKENS:
+        raise CliError(f"--max-tokens must be in [8, {MAX_TOKENS}], got {args.max_tokens}")
+    if not 0 <= args.seed < 2 ** 32:
+        raise CliError(f"--seed must be in [0, 2**32), got {args.seed}")
+    _check_output(args.output)
+    text = _read_text(args.text)
+
+    folder, config, tokenizer = _open_model(args.model)
+    speaker = _check_speaker(args.speaker, config.num_speakers, args.model)
+    prepare_pieces(tokenizer, text, args.max_tokens)  # text errors before the slow part
+
+    if not args.no_cache:
+        setup_compilation_cache(args.cache_dir)
+    from .checkpoint import load
+
+    params = load(folder)
+    speech = speak(params, tokenizer, text, seed=args.seed, speaker_id=speaker,
+                   speaking_rate=args.rate, noise_scale=args.noise_scale,
+                   noise_scale_duration=args.noise_scale_duration, batch_size=args.batch_size,
+                   max_tokens=args.max_tokens, pause=args.pause, progress=True)
+    if any(speech.truncated):
+        cut = sum(speech.truncated)
+        print(f"warning: {cut} of {len(speech.pieces)} sentence(s) reached the synthesizer's "
+              "frame limit and were cut short", file=sys.stderr)
+    if args.output == "-":
+        sys.stdout.buffer.write(audio.wav_bytes(speech.waveform, speech.sampling_rate))
+        sys.stdout.buffer.flush()
+    else:
+        audio.write_wav(args.output, speech.waveform, speech.sampling_rate)
+    where = "standard output" if args.output == "-" else args.output
+    print(f"wrote {where}: {speech.seconds:.2f} s at {speech.sampling_rate} Hz, "
+          f"{len(speech.pieces)} sentence(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from convert import convert_folder
+
+    from .checkpoint import is_converted
+    from .hub import resolve
+
+    src = resolve(args.src)
+    dst = args.dst
+    if os.path.exists(dst):
+        if os.path.exists(src) and os.path.samefile(src, dst):
+            raise CliError(f"source and destination are the same folder ({dst})")
+        if not is_converted(dst):
+            raise CliError(f"{dst} exists and is not a vits-jax checkpoint; refusing to replace it")
+    params = convert_folder(src, dst)
+    print(f"converted {params.num_parameters():,} parameters -> {dst}")
+    return 0
+
+
+def _describe(folder: str, config, tokenizer, params) -> dict:
+    from .checkpoint import is_converted
+
+    if is_converted(folder):
+        fmt = "vits-jax checkpoint (orbax)"
+    else:
+        names = [n for n in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+                 if os.path.isfile(os.path.join(folder, n))]
+        fmt = f"transformers ({names[0] if names else 'no weights'})"
+    symbols = sorted(tokenizer.vocab, key=tokenizer.vocab.get)
+    return {
+        "model": folder,
+        "format": fmt,
+        "parameters": params.num_parameters(),
+        "sampling_rate": config.sampling_rate,
+        "num_speakers": config.num_speakers,
+        "speaker_embedding_size": config.speaker_embedding_size,
+        "vocab_size": tokenizer.vocab_size,
+        "symbols": symbols,
+        "tokenizer": {"add_blank": tokenizer.add_blank, "normalize": tokenizer.normalize,
+                      "phonemize": tokenizer.phonemize, "is_uroman": tokenizer.is_uroman,
+                      "language": tokenizer.language, "pad_token": tokenizer.pad_token},
+        "config": config.to_dict(),
+    }
+
+
+def cmd_info(args) -> int:
+    import json
+
+    from .checkpoint import load
+
+    folder, config, tokenizer = _open_model(args.model)
+    params = load(folder)
+    d = _describe(folder, config, tokenizer, params)
+    if args.json:
+        print(json.dumps(d, indent=2, ensure_ascii=False))
+        return 0
+    c = config
+    duration = "stochastic" if c.use_stochastic_duration_prediction else "deterministic"
+    upsample = "x".join(str(r) for r in c.upsample_rates)
+    t = d["tokenizer"]
+    lines = [
+        ("model", folder),
+        ("format", d["format"]),
+        ("parameters", f"{d['parameters']:,}"),
+        ("sampling rate", f"{c.sampling_rate} Hz"),
+        ("speakers", f"{c.num_speakers}" + (f" (embedding size {c.speaker_embedding_size})"
+                                            if c.num_speakers > 1 else "")),
+        ("vocab size", f"{d['vocab_size']}" + ("" if d["vocab_size"] == c.vocab_size else
+                                               f" (config.vocab_size is {c.vocab_size}!)")),
+        ("symbols", json.dumps(d["symbols"], ensure_ascii=False)),
+        ("tokenizer", f"language={t['language']} add_blank={t['add_blank']} "
+                      f"normalize={t['normalize']} phonemize={t['phonemize']} "
+                      f"uroman={t['is_uroman']}"),
+        ("text encoder", f"{c.num_hidden_layers} layers, hidden {c.hidden_size}, "
+                         f"{c.num_attention_heads} heads, ffn {c.ffn_dim}, window {c.window_size}"),
+        ("duration", f"{duration} predictor"),
+        ("flow", f"{c.prior_encoder_num_flows} coupling layers, size {c.flow_size}"),
+        ("decoder", f"HiFi-GAN, upsample {upsample} (hop {c.hop_length}), "
+                    f"{c.upsample_initial_channel} channels"),
+        ("defaults", f"speaking_rate={c.speaking_rate} noise_scale={c.noise_scale} "
+                     f"noise_scale_duration={c.noise_scale_duration}"),
+    ]
+    width = max(len(k) for k, _ in lines) + 1
+    for k, v in lines:
+        print(f"{k + ':':<{width}} {v}")
+    return 0
+
+
+# ------------------------------------------------------------------ argument parsing
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vits-jax", description="VITS / MMS-TTS text-to-speech in JAX.",
+        epilog="Run `vits-jax COMMAND -h` for the options of a command.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    say = sub.add_parser(
+        "say", help="speak text into a WAV file",
+        description="Speak TEXT into a 16-bit PCM mono WAV file. Long text is split into "
+                    "sentences, synthesized in batches and joined with short pauses.")
+    say.add_argument("text", metavar="TEXT", help="the text to speak; `-` reads standard input")
+    say.add_argument("-m", "--model", default=DEFAULT_MODEL,
+                     help="a converted folder, a transformers VITS folder, or a hub id "
+                          f"(default: {DEFAULT_MODEL}, downloaded once)")
+    say.add_argument("-o", "--output", required=True, metavar="FILE.wav",
+                     help="output WAV file (written atomically); `-` writes to standard output")
+    say.add_argument("--speaker", type=int, default=None, metavar="N",
+                     help="speaker id for multi-speaker models (0 .. num_speakers-1)")
+    say.add_argument("--rate", type=float, default=None, metavar="R",
+                     help="speaking rate; >1 is faster (default: the model config's, usually 1.0)")
+    say.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="random seed; the same seed gives the same audio (default: 0)")
+    say.add_argument("--noise-scale", type=float, default=None, metavar="X",
+                     help="prior noise, i.e. variation in voice (default: the config's, 0.667 for MMS)")
+    say.add_argument("--noise-scale-duration", type=float, default=None, metavar="X",
+                     help="duration noise, i.e. variation in rhythm (default: the config's, 0.8 for MMS)")
+    say.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                     help=f"sentences synthesized together (default: {DEFAULT_BATCH_SIZE})")
+    say.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, metavar="N",
+                     help="longer sentences are split at commas, then between words "
+                          f"(default: {DEFAULT_MAX_TOKENS} token ids)")
+    say.add_argument("--pause", type=float, default=DEFAULT_PAUSE, metavar="SECONDS",
+                     help=f"silence between sentences (default: {DEFAULT_PAUSE})")
+    cache = say.add_mutually_exclusive_group()
+    cache.add_argument("--cache-dir", default=None, metavar="DIR",
+                       help=f"JAX compilation cache folder (default: ${CACHE_ENV}, else "
+                            "~/.cache/vits-jax/jax)")
+    cache.add_argument("--no-cache", action="store_true",
+                       help="do not read or write the compilation cache")
+    say.set_defaults(func=cmd_say)
+
+    conv = sub.add_parser(
+        "convert", help="convert a transformers VITS folder to a vits-jax checkpoint",
+        description="Convert a transformers VITS / MMS-TTS model (folder or hub id) into a "
+                    "vits-jax checkpoint folder (same as `python -m convert SRC DST`).")
+    conv.add_argument("src", metavar="SRC", help="transformers model folder or hub id")
+    conv.add_argument("dst", metavar="DST", help="output folder (a vits-jax checkpoint there is replaced)")
+    conv.set_defaults(func=cmd_convert)
+
+    info = sub.add_parser("info", help="describe a model",
+                          description="Print a model's configuration, parameter count, "
+                                      "vocabulary, speakers and sampling rate.")
+    info.add_argument("model", metavar="MODEL", nargs="?", default=DEFAULT_MODEL,
+                      help=f"folder or hub id (default: {DEFAULT_MODEL})")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `vits-jax info | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except _USER_ERRORS as e:
+        if os.environ.get("VITS_JAX_DEBUG"):
+            raise
+        message = str(e) or type(e).__name__
+        if isinstance(e, OSError) and e.filename and e.strerror:
+            message = f"{e.filename}: {e.strerror}"
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

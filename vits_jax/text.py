@@ -1,0 +1,148 @@
+"""Long text -> pieces short enough to synthesize one at a time.
+
+VITS checkpoints are trained on single sentences: a page of text in one pass costs memory
+quadratic in its length (relative attention) and drifts in prosody. `split_text` cuts text into
+sentences on sentence punctuation and cuts a sentence whose token count exceeds `max_tokens`
+further, at clause punctuation (commas, semicolons, dashes) and then at spaces, packing as many
+words into each piece as fit. Only a single "word" longer than the limit is cut mid-word.
+
+Token counts come from a caller-supplied `count` (e.g. ``lambda s: len(tok.encode(s))``); the
+default counts characters the way an ``add_blank`` tokenizer does (``2 * len + 1``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterable, Optional
+
+__all__ = ["split_sentences", "split_long", "split_text", "DEFAULT_MAX_TOKENS"]
+
+# 256 ids is ~127 characters with add_blank interleaving: a long sentence, a few seconds of speech.
+DEFAULT_MAX_TOKENS = 256
+
+# Sentence end: ., !, ?, …, ; (and runs of them), then closing quotes/brackets, then whitespace or
+# the end. CJK / Devanagari / Arabic full stops end a sentence without a following space.
+_CLOSERS = "\"'”’»)]}"
+_SENTENCE_END = re.compile(rf"([.!?…;]+[{re.escape(_CLOSERS)}]*)(?=\s|$)|([。！？．｡।۔؟]+[{re.escape(_CLOSERS)}]*)")
+_PARAGRAPH = re.compile(r"\n\s*\n")
+_WHITESPACE = re.compile(r"\s+")
+# Clause boundaries: the punctuation stays with the clause before it.
+_CLAUSE_END = re.compile(r"(?<=[,:;、，])\s+|(?<=\s[–—])\s+")
+# Words after which a full stop does not end a sentence.
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e cf no fig approx dept est inc ltd mt".split())
+
+
+def _normalize_space(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _ends_with_abbreviation(text: str) -> bool:
+    """True if `text` ends in "Mr." / "e.g." / a single initial "J." (no sentence break there)."""
+    word = text.rsplit(None, 1)[-1] if text.split() else ""
+    word = word.rstrip(".").lstrip("\"'“‘«([{").lower()
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def split_sentences(text: str) -> list[str]:
+    """Text -> sentences, whitespace normalized, empty ones dropped.
+
+    Breaks after sentence punctuation followed by whitespace (``"Hi. Bye."``, not ``"3.14"``),
+    after CJK-style full stops, and at blank lines (paragraphs); single newlines are spaces. A
+    full stop after a common abbreviation or a single initial does not break, nor does one
+    followed by a lowercase letter (``"e.g. this"``).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    sentences: list[str] = []
+    for paragraph in _PARAGRAPH.split(text):
+        paragraph = _normalize_space(paragraph)
+        start = 0
+        for m in _SENTENCE_END.finditer(paragraph):
+            end = m.end()
+            if m.group(1) is not None and m.group(1).startswith(".") and set(m.group(1)) <= set("." + _CLOSERS):
+                head = paragraph[start:m.start()]
+                rest = paragraph[end:].lstrip()
+                if _ends_with_abbreviation(head + ".") or (rest[:1].islower()):
+                    continue
+            piece = paragraph[start:end].strip()
+            if piece:
+                sentences.append(piece)
+            start = end
+        piece = paragraph[start:].strip()
+        if piece:
+            sentences.append(piece)
+    return sentences
+
+
+def _char_count(text: str) -> int:
+    return 2 * len(text) + 1
+
+
+def _pack(parts: list[str], max_tokens: int, count: Callable[[str], int]) -> list[str]:
+    """Greedily joins consecutive `parts` with spaces while the joined piece fits."""
+    out: list[str] = []
+    current = ""
+    for part in parts:
+        candidate = f"{current} {part}" if current else part
+        if current and count(candidate) > max_tokens:
+            out.append(current)
+            current = part
+        else:
+            current = candidate
+    if current:
+        out.append(current)
+    return out
+
+
+def _cut_word(word: str, max_tokens: int, count: Callable[[str], int]) -> list[str]:
+    """A single over-long word -> the longest prefixes that fit (at least one character each)."""
+    out = []
+    while word:
+        lo, hi = 1, len(word)
+        while lo < hi:  # largest n with count(word[:n]) <= max_tokens
+            mid = (lo + hi + 1) // 2
+            if count(word[:mid]) <= max_tokens:
+                lo = mid
+            else:
+                hi = mid - 1
+        out.append(word[:lo])
+        word = word[lo:]
+    return out
+
+
+def split_long(sentence: str, max_tokens: int = DEFAULT_MAX_TOKENS,
+               count: Optional[Callable[[str], int]] = None) -> list[str]:
+    """One sentence -> pieces with ``count(piece) <= max_tokens``, cut at clause punctuation
+    first, then between words, and mid-word only for a word that alone exceeds the limit."""
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    count = count or _char_count
+    sentence = _normalize_space(sentence)
+    if not sentence or count(sentence) <= max_tokens:
+        return [sentence] if sentence else []
+    pieces: list[str] = []
+    for clause in _pack([c for c in _CLAUSE_END.split(sentence) if c], max_tokens, count):
+        if count(clause) <= max_tokens:
+            pieces.append(clause)
+            continue
+        words: list[str] = []
+        for word in clause.split(" "):
+            words.extend([word] if count(word) <= max_tokens else _cut_word(word, max_tokens, count))
+        pieces.extend(_pack(words, max_tokens, count))
+    return pieces
+
+
+def split_text(text: str, max_tokens: int = DEFAULT_MAX_TOKENS,
+               count: Optional[Callable[[str], int]] = None) -> list[str]:
+    """Text -> sentences (`split_sentences`), each cut to at most `max_tokens` (`split_long`)."""
+    out: list[str] = []
+    for sentence in split_sentences(text):
+        out.extend(split_long(sentence, max_tokens, count))
+    return out
+
+
+def join_lengths(lengths: Iterable[int], pause: int) -> int:
+    """Samples of pieces of `lengths` joined with `pause` samples of silence between them."""
+    lengths = list(lengths)
+    return sum(lengths) + pause * max(len(lengths) - 1, 0)
