@@ -27,7 +27,8 @@ from vits_jax.tokenizer import Tokenizer
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
-THREE = "The quick brown fox jumps. Over the lazy dog, twice! And then what?"
+# Three sentences of 39 to 47 token ids: one token bucket, so few programs to compile.
+THREE = "The brown fox jumps. Over the lazy dog, twice! And then what happened?"
 
 
 def _save(model, folder):
@@ -111,8 +112,8 @@ def test_split_long_respects_the_limit_and_keeps_every_word():
     assert text.split_long("short one", 61, count) == ["short one"]
     cut = text.split_long("a" * 50, max_tokens=41)           # default count: 2 * chars + 1
     assert "".join(cut) == "a" * 50 and all(2 * len(p) + 1 <= 41 for p in cut)
-    both = text.split_text("Short. " + sentence, max_tokens=61, count=count)
-    assert both[0] == "Short." and both[1:] == pieces
+    both = text.split_text("Short! " + sentence, max_tokens=61, count=count)
+    assert both[0] == "Short!" and both[1:] == pieces
 
 
 def test_prepare_pieces_drops_silent_pieces_and_rejects_empty_text():
@@ -187,10 +188,11 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 def test_speak_joins_sentences_in_order_independent_of_batching(models):
     params, tok = cli.load_model(models["single"])
     speech = cli.speak(params, tok, THREE, seed=5, batch_size=2, pause=0.25)
-    assert speech.pieces == ["The quick brown fox jumps.", "Over the lazy dog, twice!", "And then what?"]
+    assert speech.pieces == ["The brown fox jumps.", "Over the lazy dog, twice!", "And then what happened?"]
     assert speech.pause_samples == 4000 and speech.sampling_rate == 16000
     assert len(speech.waveform) == sum(speech.lengths) + 2 * 4000
-    # each piece is what synthesize makes of it alone, with key fold_in(key(seed), index)
+    # each piece, in reading order, is what synthesize makes of it alone with the key
+    # fold_in(key(seed), index); so sorting, batching and the padding row change nothing
     start = 0
     for i, piece in enumerate(speech.pieces):
         ids, mask = tok(piece)
@@ -203,10 +205,6 @@ def test_speak_joins_sentences_in_order_independent_of_batching(models):
         if i < 2:
             assert not np.any(speech.waveform[start:start + 4000])   # the pause is silence
             start += 4000
-    # batch size (and so the sorting and the padding rows) does not change the audio
-    for batch_size in (1, 3):
-        np.testing.assert_allclose(cli.speak(params, tok, THREE, seed=5, batch_size=batch_size).waveform,
-                                   speech.waveform, atol=1e-6)
 
 
 # ------------------------------------------------------------------ the command, in process
@@ -229,7 +227,7 @@ def test_say_seeds_rate_and_format(models, tmp_path):
 def test_say_speakers(models, tmp_path):
     paths = [tmp_path / f"s{i}.wav" for i in range(3)]
     for i, p in enumerate(paths):
-        assert _say(["Hello there.", "-m", models["multi"], "-o", str(p), "--speaker", str(i)]) == 0
+        assert _say(["The brown fox jumps.", "-m", models["multi"], "-o", str(p), "--speaker", str(i)]) == 0
     sounds = [p.read_bytes() for p in paths]
     assert len(set(sounds)) == 3
 
@@ -299,25 +297,23 @@ def test_info(models, capsys):
 
 
 # ------------------------------------------------------------------ the command, as a process
-def test_console_script_writes_wav_and_fills_the_cache(models, tmp_path):
-    fresh = tmp_path / "cache"
+def test_console_script_writes_wav_and_fills_the_cache(models, cache_dir, tmp_path):
     out = tmp_path / "hello.wav"
-    proc = _run(["say", "Hello world.", "-m", models["single"], "-o", str(out), "--cache-dir", str(fresh)],
+    proc = _run(["say", THREE, "-m", models["single"], "-o", str(out), "--cache-dir", cache_dir],
                 None, env=_env(str(tmp_path / "unused")), script=True)
     assert proc.returncode == 0, proc.stderr.decode()
     rate, pcm = _wav(out)
-    assert rate == 16000 and pcm.size > 0
+    assert rate == 16000 and pcm.size > 2 * 4000
     assert "wrote" in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
-    assert any(name.startswith("jit__") for name in os.listdir(fresh))   # programs written
-    assert not os.path.exists(tmp_path / "unused")                      # --cache-dir beats the env
-    assert sorted(os.listdir(tmp_path)) == ["cache", "hello.wav"]       # no temporary left
+    assert any(name.startswith("jit__") for name in os.listdir(cache_dir))  # programs written
+    assert not os.path.exists(tmp_path / "unused")                         # --cache-dir beats the env
+    assert sorted(os.listdir(tmp_path)) == ["hello.wav"]                   # no temporary left
 
 
 def test_stdin_to_stdout_matches_in_process(models, cache_dir, tmp_path):
-    proc = _run(["say", "-", "-m", models["single"], "-o", "-", "--batch-size", "1"], cache_dir,
-                stdin=THREE.encode())
+    proc = _run(["say", "-", "-m", models["single"], "-o", "-"], cache_dir, stdin=THREE.encode())
     assert proc.returncode == 0, proc.stderr.decode()
-    assert os.listdir(cache_dir)                                        # the env var is honoured
+    assert os.listdir(cache_dir)                          # via $VITS_JAX_CACHE_DIR
     params, tok = cli.load_model(models["single"])
     speech = cli.speak(params, tok, THREE, seed=0)
     assert proc.stdout == audio.wav_bytes(speech.waveform, 16000)

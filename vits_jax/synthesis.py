@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import numbers
 import warnings
 from typing import Any, Optional
@@ -34,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import alignment
 from .checkpoint import split_params
 from .config import VitsConfig
 from .model import VitsModel
@@ -108,8 +108,7 @@ def _encode_stage(tree, ids, mask, speakers, keys, sdp_noise, length_scale, nois
                   config):
     durations, means, log_variances = _encode(tree, ids, mask, speakers, keys, sdp_noise,
                                               length_scale, noise_scale_duration, config)
-    lengths = jnp.maximum(jnp.sum(durations, axis=-1), 1).astype(jnp.int32)  # as alignment
-    return durations, means, log_variances, lengths
+    return durations, means, log_variances, alignment.output_lengths(durations)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "num_frames"))
@@ -270,6 +269,44 @@ def _check_noise(noise, batch: int, length: int, width: int, what: str) -> np.nd
 # ---------------------------------------------------------------------------------------------
 # Public API
 
+def _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate, noise_scale,
+             noise_scale_duration, config, sdp_noise):
+    """Checks everything on the host; returns the config, T, and stage 1's arguments padded to Tb."""
+    tree, config = split_params(params, config)
+    ids, mask = _check_ids(ids, attention_mask, config)
+    b, t = ids.shape
+    speakers = _check_speakers(speaker_id, b, config)
+    rate = _per_item(speaking_rate, config.speaking_rate, b, "speaking_rate", positive=True)
+    noise_scale = _per_item(noise_scale, config.noise_scale, b, "noise_scale", positive=False)
+    noise_scale_duration = _per_item(noise_scale_duration, config.noise_scale_duration, b,
+                                     "noise_scale_duration", positive=False)
+    keys = _item_keys(key, b)
+    tb = bucket(t, MIN_TOKEN_BUCKET)
+    if sdp_noise is not None:
+        sdp_noise = jnp.asarray(_pad_to(_check_noise(sdp_noise, b, t, 2, "sdp noise"), tb))
+    stage1 = dict(
+        tree=tree, ids=jnp.asarray(_pad_to(ids, tb)), mask=jnp.asarray(_pad_to(mask, tb)),  # (B, Tb)
+        speakers=None if speakers is None else jnp.asarray(speakers), keys=keys, sdp_noise=sdp_noise,
+        # as transformers: 1 / rate in double precision, then multiplied in float32
+        length_scale=jnp.asarray((1.0 / rate).astype(np.float32)),
+        noise_scale_duration=jnp.asarray(noise_scale_duration, jnp.float32))
+    return config, t, stage1, jnp.asarray(noise_scale, jnp.float32)
+
+
+def predict_durations(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
+                      speaker_id=None, speaking_rate=None, noise_scale_duration=None,
+                      config: Optional[VitsConfig] = None) -> np.ndarray:
+    """Frames per token (B, T) int32, as `synthesize(...).durations` with the same arguments.
+
+    Runs only stage 1 of `synthesize` (the same compiled program), so it is cheap: use it to
+    plan `max_frames` or to group texts of similar spoken length before batching.
+    """
+    config, t, stage1, _ = _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate,
+                                    None, noise_scale_duration, config, None)
+    durations = _encode_stage(**stage1, config=config)[0]
+    return np.asarray(durations)[:, :t].astype(np.int32)
+
+
 def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
                speaker_id=None, speaking_rate=None, noise_scale=None, noise_scale_duration=None,
                max_frames: Optional[int] = None, config: Optional[VitsConfig] = None,
@@ -284,59 +321,44 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     speaking_rate, noise_scale, noise_scale_duration: a float or one per item; default from config.
     max_frames: render exactly this many frames in one program. Items predicted longer are cut at
         max_frames, flagged in `truncated`, and a warning is raised. Without it, frames are rounded
-        up to a bucket (at most MAX_FRAMES, beyond which items are truncated likewise).
+        up to a bucket (at most MAX_FRAMES, beyond which items are truncated likewise). A cut item
+        is rendered as if its utterance ended there; its `lengths` is max_frames * hop.
     _noise: (sdp_noise (B, >=T, 2), prior_noise (B, >=F, Z)) standard normal, replacing the key's
         draws (for parity tests against transformers); the prior noise must cover the frames rendered.
 
     Padded items equal their unpadded selves: the result for an item does not depend on the
     other items, the buckets or `max_frames` (as long as it is not truncated).
+    Param leaves given as numpy are copied to the device on every call; pass
+    `jax.device_put(params)` to keep them there.
     """
-    tree, config = split_params(params, config)
-    ids, mask = _check_ids(ids, attention_mask, config)
-    b, t = ids.shape
-    speakers = _check_speakers(speaker_id, b, config)
-    rate = _per_item(speaking_rate, config.speaking_rate, b, "speaking_rate", positive=True)
-    noise_scale = _per_item(noise_scale, config.noise_scale, b, "noise_scale", positive=False)
-    noise_scale_duration = _per_item(noise_scale_duration, config.noise_scale_duration, b,
-                                     "noise_scale_duration", positive=False)
     max_frames = _check_max_frames(max_frames)
-    keys = _item_keys(key, b)
-
-    tb = bucket(t, MIN_TOKEN_BUCKET)
-    ids_b, mask_b = _pad_to(ids, tb), _pad_to(mask, tb)                  # (B, Tb)
-    sdp_noise = prior_noise = None
-    if _noise is not None:
-        sdp_noise = _pad_to(_check_noise(_noise[0], b, t, 2, "sdp noise"), tb)
-        prior_noise = np.asarray(_noise[1], np.float32)
-    length_scale = (1.0 / rate).astype(np.float32)   # as transformers: 1 / rate in double, then f32
-    traced = dict(speakers=None if speakers is None else jnp.asarray(speakers), keys=keys)
-    scale_prior = jnp.asarray(noise_scale, jnp.float32)
-    scale_duration = jnp.asarray(noise_scale_duration, jnp.float32)
+    config, t, stage1, scale_prior = _prepare(
+        params, ids, attention_mask, key, speaker_id, speaking_rate, noise_scale, noise_scale_duration,
+        config, None if _noise is None else _noise[0])
+    b = stage1["ids"].shape[0]
+    prior_noise = None if _noise is None else _check_noise(_noise[1], b, 1, config.flow_size, "prior noise")
+    traced = dict(tree=stage1["tree"], speakers=stage1["speakers"], keys=stage1["keys"],
+                  noise_scale=scale_prior, config=config)
 
     if max_frames is not None:
         frames = max_frames
         if prior_noise is not None:
-            prior_noise = _pad_to(_check_noise(prior_noise, b, 1, config.flow_size, "prior noise"), frames)
+            prior_noise = jnp.asarray(_pad_to(prior_noise, frames))                # (B, F, Z)
         waveform, predicted, durations = _synthesize_fixed(
-            tree, jnp.asarray(ids_b), jnp.asarray(mask_b), sdp_noise=sdp_noise, prior_noise=prior_noise,
-            length_scale=jnp.asarray(length_scale), noise_scale=scale_prior,
-            noise_scale_duration=scale_duration, config=config, num_frames=frames, **traced)
+            **stage1, prior_noise=prior_noise, noise_scale=scale_prior, config=config, num_frames=frames)
     else:
-        durations, means, log_variances, predicted = _encode_stage(
-            tree, jnp.asarray(ids_b), jnp.asarray(mask_b), sdp_noise=sdp_noise,
-            length_scale=jnp.asarray(length_scale), noise_scale_duration=scale_duration,
-            config=config, **traced)
+        durations, means, log_variances, predicted = _encode_stage(**stage1, config=config)
         frames = min(bucket(int(np.asarray(predicted).max()), MIN_FRAME_BUCKET), MAX_FRAMES)
         if prior_noise is not None:
-            prior_noise = _pad_to(_check_noise(prior_noise, b, 1, config.flow_size, "prior noise"), frames)
-        waveform, predicted = _render_stage(
-            tree, means, log_variances, durations, prior_noise=prior_noise, noise_scale=scale_prior,
-            config=config, num_frames=frames, **traced)
+            prior_noise = jnp.asarray(_pad_to(prior_noise, frames))                # (B, F, Z)
+        waveform, predicted = _render_stage(means=means, log_variances=log_variances,
+                                            durations=durations, prior_noise=prior_noise,
+                                            num_frames=frames, **traced)
 
     predicted = np.asarray(predicted).astype(np.int64)                      # (B,) frames wanted
     truncated = predicted > frames
     rendered = np.minimum(predicted, frames)
-    if _noise is not None and np.shape(_noise[1])[1] < rendered.max():
+    if prior_noise is not None and np.shape(_noise[1])[1] < rendered.max():
         raise ValueError(f"prior noise covers {np.shape(_noise[1])[1]} frames, {rendered.max()} rendered")
     if np.any(truncated):
         warnings.warn(
