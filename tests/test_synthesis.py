@@ -16,7 +16,6 @@ from conftest import NoiseRecorder, assert_close, hf_model, small_config, state_
 
 from convert import to_flax
 from vits_jax import SynthesisOutput, VitsConfig, VitsParams, synthesize
-from vits_jax.model import init_params
 from vits_jax.synthesis import MAX_TOKENS, bucket, compilation_counts, predict_durations
 
 FRAMES_PER_TOKEN = 6
@@ -34,13 +33,14 @@ def multi():
 @pytest.fixture(scope="module")
 def tiny():
     """The smallest model that runs every stage: for compile counts and cheap error paths."""
-    cfg = VitsConfig(**small_config(
+    hf = hf_model(1, **small_config(
         vocab_size=12, hidden_size=4, num_hidden_layers=1, ffn_dim=4, flow_size=2, spectrogram_bins=3,
         upsample_initial_channel=4, upsample_rates=[2], upsample_kernel_sizes=[4],
         resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1]], prior_encoder_num_flows=1,
         prior_encoder_num_wavenet_layers=1, posterior_encoder_num_wavenet_layers=1,
         use_stochastic_duration_prediction=False))
-    return VitsParams(init_params(cfg, jax.random.key(0)), cfg)
+    cfg = VitsConfig.from_dict(hf.config.to_dict())
+    return VitsParams(to_flax(state_dict_numpy(hf), cfg), cfg)
 
 
 def hf_forward(hf, ids, speaker_id, rate, mask=None):
@@ -215,16 +215,17 @@ def test_bucket_sizes():
 def test_truncation_flag_and_warning(tiny):
     ids = np.array([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 0, 0, 0, 0, 0, 0]])
     mask = (np.arange(8)[None] < np.array([[8], [2]])).astype(np.int32)
-    full = synthesize(tiny, ids, mask, speaking_rate=0.5)
-    frames = full.lengths // tiny.config.hop_length
+    hop = tiny.config.hop_length
+    durations = predict_durations(tiny, ids, mask, speaking_rate=0.5)
+    frames = durations.sum(axis=1)
     assert frames[0] > frames[1] + 1
     limit = int(frames[1]) + 1                                  # cuts item 0 only
     with pytest.warns(UserWarning, match=r"items \[0\] need .* frames, more than the .* rendered"):
         out = synthesize(tiny, ids, mask, speaking_rate=0.5, max_frames=limit)
     np.testing.assert_array_equal(out.truncated, [True, False])
-    np.testing.assert_array_equal(out.lengths, [limit * tiny.config.hop_length, full.lengths[1]])
-    np.testing.assert_array_equal(out.durations, full.durations)   # as predicted, before the cut
-    assert out.waveform.shape == (2, limit * tiny.config.hop_length)
+    np.testing.assert_array_equal(out.lengths, [limit * hop, frames[1] * hop])
+    np.testing.assert_array_equal(out.durations, durations)   # as predicted, before the cut
+    assert out.waveform.shape == (2, limit * hop) and np.all(out.waveform[1, frames[1] * hop:] == 0)
 
 
 def test_inputs_and_outputs(tiny):
@@ -265,9 +266,9 @@ def test_inputs_and_outputs(tiny):
     (dict(config=VitsConfig()), "config= disagrees"),
 ])
 def test_validation_errors(tiny, kwargs, match):
-    call = dict(params=tiny, ids=[[1, 2, 3], [4, 5, 6]], **kwargs)
+    call = {"ids": [[1, 2, 3], [4, 5, 6]], **kwargs}
     with pytest.raises(ValueError, match=match):
-        synthesize(call.pop("params"), call.pop("ids"), **call)
+        synthesize(tiny, call.pop("ids"), **call)
 
 
 @pytest.mark.parametrize("speaker_id,match", [
