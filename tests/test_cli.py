@@ -68,8 +68,9 @@ def _run(args, cache_dir, *, stdin=None, env=None, script=False):
 
 
 def _say(argv):
-    """main(["say", ...]) in this process, without touching the compilation cache."""
-    return cli.main(["say", *argv, "--no-cache"])
+    """main(["say", ...]) in this process, without touching the compilation cache. Batches of 2,
+    as in test_speak..., so the programs compiled there serve every in-process run."""
+    return cli.main(["say", *argv, "--no-cache", "--batch-size", "2"])
 
 
 def _wav(path):
@@ -96,6 +97,8 @@ def test_split_sentences():
     assert text.split_sentences("One line\nwrapped here.\n\n  Next paragraph") == [
         "One line wrapped here.", "Next paragraph"]
     assert text.split_sentences("你好。世界！ ok") == ["你好。", "世界！", "ok"]
+    assert text.split_sentences("So am I. J. R. R. Tolkien wrote; we read. No. Fine") == [
+        "So am I.", "J. R. R. Tolkien wrote; we read.", "No.", "Fine"]
     assert text.split_sentences("") == [] and text.split_sentences(" \n\n ") == []
 
 
@@ -184,6 +187,23 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert cli.default_cache_dir() == "/elsewhere"
 
 
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    class Stderr(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Stderr())
+    bar = cli._progress(5, enabled=True)
+    assert type(bar).__name__ == "tqdm"
+    bar.update(5)
+    bar.close()
+    assert "0/5" in sys.stderr.getvalue()
+    for total, enabled in ((5, False), (1, True)):          # off, or a single sentence
+        assert type(cli._progress(total, enabled)).__name__ == "_Null"
+    monkeypatch.setattr(sys, "stderr", io.StringIO())        # not a terminal
+    assert type(cli._progress(5, enabled=True)).__name__ == "_Null"
+
+
 # ------------------------------------------------------------------ speak(): text -> waveform
 def test_speak_joins_sentences_in_order_independent_of_batching(models):
     params, tok = cli.load_model(models["single"])
@@ -220,7 +240,7 @@ def test_say_seeds_rate_and_format(models, tmp_path):
     assert out["a"].read_bytes() != out["seed1"].read_bytes()   # different seed
     assert _wav(out["slow"])[1].size > a.size                    # half the rate: longer
     params, tok = cli.load_model(models["single"])
-    speech = cli.speak(params, tok, THREE, seed=0)
+    speech = cli.speak(params, tok, THREE, seed=0, batch_size=2)
     assert out["a"].read_bytes() == audio.wav_bytes(speech.waveform, 16000)
 
 
@@ -244,7 +264,7 @@ def test_say_errors_in_process(models, tmp_path, capsys):
         (["Hi.", "-m", str(tmp_path)], "no config.json"),
         (["Hi.", "-m", models["single"], "--rate", "0"], "--rate must be a positive number"),
         (["Hi.", "-m", models["single"], "--noise-scale", "-1"], "--noise-scale must be"),
-        (["Hi.", "-m", models["single"], "--batch-size", "0"], "--batch-size must be"),
+        (["Hi.", "-m", models["single"], "--max-tokens", "4"], "--max-tokens must be"),
     ]
     for argv, message in cases:
         assert _say([*argv, "-o", str(out)]) == 1, argv
@@ -256,6 +276,8 @@ def test_say_errors_in_process(models, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["out.wav"]
     with pytest.raises(SystemExit):                          # argparse: exclusive options
         cli.main(["say", "Hi.", "-o", str(out), "--no-cache", "--cache-dir", str(tmp_path)])
+    with pytest.raises(cli.CliError, match="batch size must be >= 1"):
+        cli.speak(None, Tokenizer.load(FIXTURES), "Hi.", batch_size=0)
     no_vocab = tmp_path / "no_vocab"
     shutil.copytree(models["single"], no_vocab)
     os.remove(no_vocab / "vocab.json")
@@ -315,7 +337,7 @@ def test_stdin_to_stdout_matches_in_process(models, cache_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     assert os.listdir(cache_dir)                          # via $VITS_JAX_CACHE_DIR
     params, tok = cli.load_model(models["single"])
-    speech = cli.speak(params, tok, THREE, seed=0)
+    speech = cli.speak(params, tok, THREE, seed=0, batch_size=2)      # any batch size: same audio
     assert proc.stdout == audio.wav_bytes(speech.waveform, 16000)
     rate, pcm = _wav(io.BytesIO(proc.stdout))
     assert rate == 16000 and pcm.size == sum(speech.lengths) + 2 * 4000

@@ -98,7 +98,7 @@ def _progress(total: int, enabled: bool):
     """A tqdm bar on stderr when enabled and stderr is a terminal; else a no-op with update()."""
     if enabled and total > 1 and sys.stderr.isatty():
         try:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
             return tqdm(total=total, unit="sentence", file=sys.stderr, leave=False)
         except ImportError:
             pass
@@ -212,6 +212,9 @@ def _read_text(text: str) -> str:
 
 def _check_output(path: str) -> None:
     if path == "-":
+        if sys.stdout.isatty():
+            raise CliError("refusing to write WAV data to a terminal: redirect standard output "
+                           "(-o - > out.wav, or into a player) or pass -o FILE.wav")
         return
     if os.path.isdir(path):
         raise CliError(f"output {path} is a folder; pass a file name such as "
@@ -417,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("-o", "--output", required=True, metavar="FILE.wav",
                      help="output WAV file (written atomically); `-` writes to standard output")
     say.add_argument("--speaker", type=int, default=None, metavar="N",
-                     help="speaker id for multi-speaker models (0 .. num_speakers-1)")
+                     help="speaker id for multi-speaker models, 0 .. num_speakers-1 (default: "
+                          "none, i.e. no speaker conditioning, as transformers)")
     say.add_argument("--rate", type=float, default=None, metavar="R",
                      help="speaking rate; >1 is faster (default: the model config's, usually 1.0)")
     say.add_argument("--seed", type=int, default=0, metavar="S",

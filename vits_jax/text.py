@@ -13,24 +13,24 @@ default counts characters the way an ``add_blank`` tokenizer does (``2 * len + 1
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 __all__ = ["split_sentences", "split_long", "split_text", "DEFAULT_MAX_TOKENS"]
 
 # 256 ids is ~127 characters with add_blank interleaving: a long sentence, a few seconds of speech.
 DEFAULT_MAX_TOKENS = 256
 
-# Sentence end: ., !, ?, …, ; (and runs of them), then closing quotes/brackets, then whitespace or
+# Sentence end: ., !, ?, … (and runs of them), then closing quotes/brackets, then whitespace or
 # the end. CJK / Devanagari / Arabic full stops end a sentence without a following space.
 _CLOSERS = "\"'”’»)]}"
-_SENTENCE_END = re.compile(rf"([.!?…;]+[{re.escape(_CLOSERS)}]*)(?=\s|$)|([。！？．｡।۔؟]+[{re.escape(_CLOSERS)}]*)")
+_SENTENCE_END = re.compile(rf"([.!?…]+[{re.escape(_CLOSERS)}]*)(?=\s|$)|([。！？．｡।۔؟]+[{re.escape(_CLOSERS)}]*)")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _WHITESPACE = re.compile(r"\s+")
 # Clause boundaries: the punctuation stays with the clause before it.
 _CLAUSE_END = re.compile(r"(?<=[,:;、，])\s+|(?<=\s[–—])\s+")
 # Words after which a full stop does not end a sentence.
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e cf no fig approx dept est inc ltd mt".split())
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e cf fig approx dept inc ltd".split())
 
 
 def _normalize_space(text: str) -> str:
@@ -38,10 +38,13 @@ def _normalize_space(text: str) -> str:
 
 
 def _ends_with_abbreviation(text: str) -> bool:
-    """True if `text` ends in "Mr." / "e.g." / a single initial "J." (no sentence break there)."""
+    """True if `text` (ending in ".") ends in "Mr." / "e.g." / an initial such as "J." (but not
+    "I." or "A."): no sentence break there."""
     word = text.rsplit(None, 1)[-1] if text.split() else ""
-    word = word.rstrip(".").lstrip("\"'“‘«([{").lower()
-    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+    word = word.rstrip(".").lstrip("\"'“‘«([{")
+    if len(word) == 1:
+        return word.isupper() and word not in ("I", "A")
+    return word.lower() in _ABBREVIATIONS
 
 
 def split_sentences(text: str) -> list[str]:
@@ -140,9 +143,3 @@ def split_text(text: str, max_tokens: int = DEFAULT_MAX_TOKENS,
     for sentence in split_sentences(text):
         out.extend(split_long(sentence, max_tokens, count))
     return out
-
-
-def join_lengths(lengths: Iterable[int], pause: int) -> int:
-    """Samples of pieces of `lengths` joined with `pause` samples of silence between them."""
-    lengths = list(lengths)
-    return sum(lengths) + pause * max(len(lengths) - 1, 0)
