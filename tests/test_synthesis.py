@@ -6,9 +6,11 @@ Tolerances: the waveform passes through ~40 conv layers in float32, so parity wi
 computation on differently padded arrays, so they agree to float32 round-off, 1e-5 / 1e-6.
 """
 
+import dataclasses
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -230,12 +232,23 @@ def test_truncation_flag_and_warning(tiny):
 
 def test_inputs_and_outputs(tiny):
     a = synthesize(tiny, [3, 4, 5])                                      # a list, one item
-    b = synthesize(tiny.tree, np.array([[3, 4, 5]]), config=tiny.config, key=jax.random.key(0))
+    b = synthesize(tiny.tree, jnp.asarray([[3, 4, 5]]), config=tiny.config, key=jax.random.key(0))
+    for out in (a, b):
+        assert all(isinstance(x, np.ndarray) for x in dataclasses.astuple(out))
     assert a.waveform.dtype == np.float32 and a.waveform.shape == (1, int(a.lengths[0]))
     assert a.durations.shape == (1, 3) and a.truncated.dtype == bool
     np.testing.assert_array_equal(a.waveform, b.waveform)               # default key is key(0)
-    with pytest.raises(Exception):
-        a.lengths = None                                                 # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.lengths = None
+
+
+def test_masked_positions_are_ignored(tiny):
+    """Masked ids may hold anything (even out of range): they never reach the model."""
+    ids = np.array([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 0, 0, 0, 0, 0, 0]])
+    mask = (np.arange(8)[None] < np.array([[8], [2]])).astype(np.int32)
+    garbage = np.where(mask == 1, ids, 99)
+    np.testing.assert_array_equal(predict_durations(tiny, garbage, mask, speaking_rate=0.5),
+                                  predict_durations(tiny, ids, mask, speaking_rate=0.5))
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -254,6 +267,8 @@ def test_inputs_and_outputs(tiny):
     (dict(speaking_rate=-1.0), "speaking_rate must be > 0"),
     (dict(speaking_rate=float("nan")), "speaking_rate must be finite"),
     (dict(speaking_rate=float("inf")), "speaking_rate must be finite"),
+    (dict(speaking_rate=1e-40), "speaking_rate too small"),
+    (dict(speaking_rate="fast"), "speaking_rate must be a number"),
     (dict(speaking_rate=[1.0, 2.0, 3.0]), r"speaking_rate must be a number or one per batch item \(2,\)"),
     (dict(noise_scale=-0.1), "noise_scale must be >= 0"),
     (dict(noise_scale=float("nan")), "noise_scale must be finite"),

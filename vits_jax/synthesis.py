@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import alignment
 from .checkpoint import split_params
 from .config import VitsConfig
 from .model import VitsModel
@@ -52,7 +51,7 @@ class SynthesisOutput:
     waveform:  (B, S) float32, S = max(lengths); zero past each item's length.
     lengths:   (B,) int64 samples rendered per item (frames * hop, as transformers'
                `sequence_lengths`); for a truncated item, max_frames * hop.
-    durations: (B, T) int32 predicted frames per token (0 where masked), before any truncation.
+    durations: (B, T) int64 predicted frames per token (0 where masked), before any truncation.
     truncated: (B,) bool, True where the predicted frames exceeded the frames rendered.
     """
 
@@ -94,13 +93,13 @@ def _encode(tree, ids, mask, speakers, keys, sdp_noise, length_scale, noise_scal
 
 def _render(tree, means, log_variances, durations, speakers, keys, prior_noise, noise_scale,
             config: VitsConfig, num_frames: int):
-    """Token priors (B, Tb, Z), durations (B, Tb) -> waveform (B, F*hop), predicted frames (B,)."""
+    """Token priors (B, Tb, Z), durations (B, Tb) -> waveform (B, F*hop)."""
     if prior_noise is None:
         prior_noise = _positional_normal(keys, _PRIOR_STREAM, num_frames, config.flow_size)
-    waveform, _, lengths = VitsModel(config).apply(
+    waveform, _, _ = VitsModel(config).apply(
         {"params": tree}, means, log_variances, durations, speakers, prior_noise,
         noise_scale[:, None, None], num_frames, method=VitsModel.render)
-    return waveform, lengths
+    return waveform
 
 
 @functools.partial(jax.jit, static_argnames=("config",))
@@ -108,7 +107,7 @@ def _encode_stage(tree, ids, mask, speakers, keys, sdp_noise, length_scale, nois
                   config):
     durations, means, log_variances = _encode(tree, ids, mask, speakers, keys, sdp_noise,
                                               length_scale, noise_scale_duration, config)
-    return durations, means, log_variances, alignment.output_lengths(durations)
+    return durations, means, log_variances
 
 
 @functools.partial(jax.jit, static_argnames=("config", "num_frames"))
@@ -123,9 +122,9 @@ def _synthesize_fixed(tree, ids, mask, speakers, keys, sdp_noise, prior_noise, l
                       noise_scale, noise_scale_duration, *, config, num_frames):
     durations, means, log_variances = _encode(tree, ids, mask, speakers, keys, sdp_noise,
                                               length_scale, noise_scale_duration, config)
-    waveform, lengths = _render(tree, means, log_variances, durations, speakers, keys, prior_noise,
-                                noise_scale, config, num_frames)
-    return waveform, lengths, durations
+    waveform = _render(tree, means, log_variances, durations, speakers, keys, prior_noise,
+                       noise_scale, config, num_frames)
+    return waveform, durations
 
 
 @jax.jit
@@ -259,6 +258,14 @@ def _pad_to(array: np.ndarray, length: int, axis: int = 1) -> np.ndarray:
     return np.pad(array, pad)
 
 
+def _host_durations(durations, t: int) -> np.ndarray:
+    """Device durations (B, Tb) float -> host (B, T) float64, checked to fit the int32 lengths."""
+    durations = np.asarray(durations, np.float64)[:, :t]
+    if not np.all(np.isfinite(durations)) or durations.sum(axis=1).max() >= 2 ** 31:
+        raise ValueError("predicted durations overflow: speaking_rate is too small")
+    return durations
+
+
 def _check_noise(noise, batch: int, length: int, width: int, what: str) -> np.ndarray:
     noise = np.asarray(noise, np.float32)
     if noise.ndim != 3 or noise.shape[0] != batch or noise.shape[2] != width or noise.shape[1] < length:
@@ -280,6 +287,10 @@ def _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate, noise_
     noise_scale = _per_item(noise_scale, config.noise_scale, b, "noise_scale", positive=False)
     noise_scale_duration = _per_item(noise_scale_duration, config.noise_scale_duration, b,
                                      "noise_scale_duration", positive=False)
+    with np.errstate(over="ignore"):  # as transformers: 1 / rate in double, then used in float32
+        length_scale = (1.0 / rate).astype(np.float32)
+    if not np.all(np.isfinite(length_scale)):
+        raise ValueError(f"speaking_rate too small for float32: {rate.tolist()}")
     keys = _item_keys(key, b)
     tb = bucket(t, MIN_TOKEN_BUCKET)
     if sdp_noise is not None:
@@ -287,8 +298,7 @@ def _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate, noise_
     stage1 = dict(
         tree=tree, ids=jnp.asarray(_pad_to(ids, tb)), mask=jnp.asarray(_pad_to(mask, tb)),  # (B, Tb)
         speakers=None if speakers is None else jnp.asarray(speakers), keys=keys, sdp_noise=sdp_noise,
-        # as transformers: 1 / rate in double precision, then multiplied in float32
-        length_scale=jnp.asarray((1.0 / rate).astype(np.float32)),
+        length_scale=jnp.asarray(length_scale),
         noise_scale_duration=jnp.asarray(noise_scale_duration, jnp.float32))
     return config, t, stage1, jnp.asarray(noise_scale, jnp.float32)
 
@@ -296,15 +306,14 @@ def _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate, noise_
 def predict_durations(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
                       speaker_id=None, speaking_rate=None, noise_scale_duration=None,
                       config: Optional[VitsConfig] = None) -> np.ndarray:
-    """Frames per token (B, T) int32, as `synthesize(...).durations` with the same arguments.
+    """Frames per token (B, T) int64, as `synthesize(...).durations` with the same arguments.
 
     Runs only stage 1 of `synthesize` (the same compiled program), so it is cheap: use it to
     plan `max_frames` or to group texts of similar spoken length before batching.
     """
     config, t, stage1, _ = _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate,
                                     None, noise_scale_duration, config, None)
-    durations = _encode_stage(**stage1, config=config)[0]
-    return np.asarray(durations)[:, :t].astype(np.int32)
+    return _host_durations(_encode_stage(**stage1, config=config)[0], t).astype(np.int64)
 
 
 def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
@@ -344,18 +353,19 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         frames = max_frames
         if prior_noise is not None:
             prior_noise = jnp.asarray(_pad_to(prior_noise, frames))                # (B, F, Z)
-        waveform, predicted, durations = _synthesize_fixed(
+        waveform, durations = _synthesize_fixed(
             **stage1, prior_noise=prior_noise, noise_scale=scale_prior, config=config, num_frames=frames)
     else:
-        durations, means, log_variances, predicted = _encode_stage(**stage1, config=config)
-        frames = min(bucket(int(np.asarray(predicted).max()), MIN_FRAME_BUCKET), MAX_FRAMES)
+        durations, means, log_variances = _encode_stage(**stage1, config=config)
+        needed = int(_host_durations(durations, t).sum(axis=1).max())
+        frames = min(bucket(needed, MIN_FRAME_BUCKET), MAX_FRAMES)
         if prior_noise is not None:
             prior_noise = jnp.asarray(_pad_to(prior_noise, frames))                # (B, F, Z)
-        waveform, predicted = _render_stage(means=means, log_variances=log_variances,
-                                            durations=durations, prior_noise=prior_noise,
-                                            num_frames=frames, **traced)
+        waveform = _render_stage(means=means, log_variances=log_variances, durations=durations,
+                                 prior_noise=prior_noise, num_frames=frames, **traced)
 
-    predicted = np.asarray(predicted).astype(np.int64)                      # (B,) frames wanted
+    durations = _host_durations(durations, t)                              # (B, T)
+    predicted = np.maximum(durations.sum(axis=1), 1).astype(np.int64)      # (B,) frames wanted
     truncated = predicted > frames
     rendered = np.minimum(predicted, frames)
     if prior_noise is not None and np.shape(_noise[1])[1] < rendered.max():
@@ -368,5 +378,4 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     hop = config.hop_length
     waveform = np.asarray(waveform)[:, :int(rendered.max()) * hop]
     return SynthesisOutput(waveform=waveform, lengths=rendered * hop,
-                           durations=np.asarray(durations)[:, :t].astype(np.int32),
-                           truncated=truncated)
+                           durations=durations.astype(np.int64), truncated=truncated)
