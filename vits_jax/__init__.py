@@ -4,7 +4,8 @@ from .checkpoint import VitsParams, load, save
 from .config import VitsConfig
 from .model import VitsModel, init_params
 from .synthesis import SynthesisOutput, synthesize
+from .tokenizer import Tokenizer
 
 __all__ = ["VitsConfig", "VitsModel", "VitsParams", "init_params", "load", "save",
-           "SynthesisOutput", "synthesize"]
+           "SynthesisOutput", "synthesize", "Tokenizer"]
 __version__ = "0.1.0"
