@@ -107,12 +107,14 @@ def _restore(path: str, config: VitsConfig) -> dict:
 
     target = param_shapes(config)
     with ocp.StandardCheckpointer() as ckpt:
-        tree = ckpt.restore(os.path.join(os.path.abspath(path), PARAMS_DIR), target)
-    return jax.tree.map(np.asarray, tree)
+        return ckpt.restore(os.path.join(os.path.abspath(path), PARAMS_DIR), target)
 
 
 def load(path: str | os.PathLike) -> VitsParams:
-    """A converted folder, a transformers model folder, or a hub id -> VitsParams (numpy leaves)."""
+    """A converted folder, a transformers model folder, or a hub id -> VitsParams.
+
+    Leaves are jax arrays on the default device, so repeated synthesize() calls do not copy them.
+    """
     from .hub import resolve
 
     path = resolve(os.fspath(path))
@@ -121,4 +123,4 @@ def load(path: str | os.PathLike) -> VitsParams:
         return VitsParams(_restore(path, config), config)
     from convert import load_state_dict, to_flax
 
-    return VitsParams(to_flax(load_state_dict(path), config), config)
+    return VitsParams(jax.device_put(to_flax(load_state_dict(path), config)), config)

@@ -27,12 +27,13 @@ import dataclasses
 import functools
 import numbers
 import warnings
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import sharding
 from .checkpoint import split_params
 from .config import VitsConfig
 from .model import VitsModel
@@ -319,6 +320,7 @@ def predict_durations(params, ids, attention_mask=None, *, key: Optional[jax.Arr
 def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
                speaker_id=None, speaking_rate=None, noise_scale=None, noise_scale_duration=None,
                max_frames: Optional[int] = None, config: Optional[VitsConfig] = None,
+               devices: Optional[Sequence[jax.Device]] = None,
                _noise: Optional[tuple[Any, Any]] = None) -> SynthesisOutput:
     """Token ids -> waveforms.
 
@@ -332,6 +334,9 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         max_frames, flagged in `truncated`, and a warning is raised. Without it, frames are rounded
         up to a bucket (at most MAX_FRAMES, beyond which items are truncated likewise). A cut item
         is rendered as if its utterance ended there; its `lengths` is max_frames * hop.
+    devices: devices to run on (default: all local devices). With several, the batch is split
+        over them (data parallel: padded to a multiple of their number, params replicated) and
+        trimmed back; each item's result does not change.
     _noise: (sdp_noise (B, >=T, 2), prior_noise (B, >=F, Z)) standard normal, replacing the key's
         draws (for parity tests against transformers); the prior noise must cover the frames rendered.
 
@@ -346,25 +351,30 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         config, None if _noise is None else _noise[0])
     b = stage1["ids"].shape[0]
     prior_noise = None if _noise is None else _check_noise(_noise[1], b, 1, config.flow_size, "prior noise")
+    mesh = sharding.batch_mesh(devices)
+    if mesh is not None:
+        stage1 = {name: sharding.replicate(x, mesh) if name == "tree" else sharding.shard_batch(x, b, mesh)
+                  for name, x in stage1.items()}
+        scale_prior = sharding.shard_batch(scale_prior, b, mesh)
     traced = dict(tree=stage1["tree"], speakers=stage1["speakers"], keys=stage1["keys"],
                   noise_scale=scale_prior, config=config)
 
     if max_frames is not None:
         frames = max_frames
         if prior_noise is not None:
-            prior_noise = jnp.asarray(_pad_to(prior_noise, frames))                # (B, F, Z)
+            prior_noise = sharding.shard_batch(jnp.asarray(_pad_to(prior_noise, frames)), b, mesh)
         waveform, durations = _synthesize_fixed(
             **stage1, prior_noise=prior_noise, noise_scale=scale_prior, config=config, num_frames=frames)
     else:
         durations, means, log_variances = _encode_stage(**stage1, config=config)
-        needed = int(_host_durations(durations, t).sum(axis=1).max())
+        needed = int(_host_durations(durations, t)[:b].sum(axis=1).max())
         frames = min(bucket(needed, MIN_FRAME_BUCKET), MAX_FRAMES)
         if prior_noise is not None:
-            prior_noise = jnp.asarray(_pad_to(prior_noise, frames))                # (B, F, Z)
+            prior_noise = sharding.shard_batch(jnp.asarray(_pad_to(prior_noise, frames)), b, mesh)
         waveform = _render_stage(means=means, log_variances=log_variances, durations=durations,
                                  prior_noise=prior_noise, num_frames=frames, **traced)
 
-    durations = _host_durations(durations, t)                              # (B, T)
+    durations = _host_durations(durations, t)[:b]                          # (B, T)
     predicted = np.maximum(durations.sum(axis=1), 1).astype(np.int64)      # (B,) frames wanted
     truncated = predicted > frames
     rendered = np.minimum(predicted, frames)
@@ -376,6 +386,6 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
             f"more than the {frames} rendered; their audio is cut (see SynthesisOutput.truncated)",
             stacklevel=2)
     hop = config.hop_length
-    waveform = np.asarray(waveform)[:, :int(rendered.max()) * hop]
+    waveform = np.asarray(waveform)[:b, :int(rendered.max()) * hop]
     return SynthesisOutput(waveform=waveform, lengths=rendered * hop,
                            durations=durations.astype(np.int64), truncated=truncated)
