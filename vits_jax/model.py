@@ -64,10 +64,12 @@ class VitsModel(nn.Module):
         durations = alignment.durations_from_log(log_durations, padding_mask, length_scale)
         return durations, means, log_variances
 
-    def render(self, means, log_variances, durations, speaker_ids, noise, noise_scale, num_frames: int):
+    def render(self, means, log_variances, durations, speaker_ids, noise, noise_scale, num_frames: int,
+               decoder_dtype=None):
         """Stage 2: token priors (B, T, Z) and durations (B, T) -> waveform (B, F*hop), spectrogram.
 
-        noise: (B, F, Z) standard normal for the prior sample.
+        noise: (B, F, Z) standard normal for the prior sample. decoder_dtype: compute dtype of the
+        decoder's activations (its params must be cast by the caller); the waveform is float32.
         """
         speaker = self.speaker_conditioning(speaker_ids)
         lengths = alignment.output_lengths(durations)                          # (B,)
@@ -77,7 +79,12 @@ class VitsModel(nn.Module):
         prior = means + noise * jnp.exp(log_variances) * noise_scale
         latents = self.flow(prior, mask, speaker, reverse=True)
         spectrogram = latents * mask
-        waveform = self.decoder(spectrogram, speaker, lengths=lengths)         # (B, S)
+        if decoder_dtype is None:
+            waveform = self.decoder(spectrogram, speaker, lengths=lengths)     # (B, S)
+        else:
+            waveform = self.decoder(spectrogram.astype(decoder_dtype),
+                                    None if speaker is None else speaker.astype(decoder_dtype),
+                                    lengths=lengths).astype(jnp.float32)
         return waveform, spectrogram, lengths
 
     def __call__(self, input_ids, padding_mask, speaker_ids=None, *, sdp_noise, prior_noise,

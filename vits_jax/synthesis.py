@@ -93,13 +93,19 @@ def _encode(tree, ids, mask, speakers, keys, sdp_noise, length_scale, noise_scal
 
 
 def _render(tree, means, log_variances, durations, speakers, keys, prior_noise, noise_scale,
-            config: VitsConfig, num_frames: int):
-    """Token priors (B, Tb, Z), durations (B, Tb) -> waveform (B, F*hop)."""
+            config: VitsConfig, num_frames: int, dtype=None):
+    """Token priors (B, Tb, Z), durations (B, Tb) -> waveform (B, F*hop).
+
+    dtype: the decoder's compute dtype (e.g. bfloat16; params stay float32 and are cast here).
+    Durations, alignment and the flow always run in float32, so lengths never change with it.
+    """
     if prior_noise is None:
         prior_noise = _positional_normal(keys, _PRIOR_STREAM, num_frames, config.flow_size)
+    if dtype is not None:
+        tree = {**tree, "decoder": jax.tree.map(lambda x: x.astype(dtype), tree["decoder"])}
     waveform, _, _ = VitsModel(config).apply(
         {"params": tree}, means, log_variances, durations, speakers, prior_noise,
-        noise_scale[:, None, None], num_frames, method=VitsModel.render)
+        noise_scale[:, None, None], num_frames, dtype, method=VitsModel.render)
     return waveform
 
 
@@ -111,20 +117,20 @@ def _encode_stage(tree, ids, mask, speakers, keys, sdp_noise, length_scale, nois
     return durations, means, log_variances
 
 
-@functools.partial(jax.jit, static_argnames=("config", "num_frames"))
+@functools.partial(jax.jit, static_argnames=("config", "num_frames", "dtype"))
 def _render_stage(tree, means, log_variances, durations, speakers, keys, prior_noise, noise_scale, *,
-                  config, num_frames):
+                  config, num_frames, dtype=None):
     return _render(tree, means, log_variances, durations, speakers, keys, prior_noise, noise_scale,
-                   config, num_frames)
+                   config, num_frames, dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "num_frames"))
+@functools.partial(jax.jit, static_argnames=("config", "num_frames", "dtype"))
 def _synthesize_fixed(tree, ids, mask, speakers, keys, sdp_noise, prior_noise, length_scale,
-                      noise_scale, noise_scale_duration, *, config, num_frames):
+                      noise_scale, noise_scale_duration, *, config, num_frames, dtype=None):
     durations, means, log_variances = _encode(tree, ids, mask, speakers, keys, sdp_noise,
                                               length_scale, noise_scale_duration, config)
     waveform = _render(tree, means, log_variances, durations, speakers, keys, prior_noise,
-                       noise_scale, config, num_frames)
+                       noise_scale, config, num_frames, dtype)
     return waveform, durations
 
 
@@ -320,7 +326,7 @@ def predict_durations(params, ids, attention_mask=None, *, key: Optional[jax.Arr
 def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
                speaker_id=None, speaking_rate=None, noise_scale=None, noise_scale_duration=None,
                max_frames: Optional[int] = None, config: Optional[VitsConfig] = None,
-               devices: Optional[Sequence[jax.Device]] = None,
+               devices: Optional[Sequence[jax.Device]] = None, dtype=None,
                _noise: Optional[tuple[Any, Any]] = None) -> SynthesisOutput:
     """Token ids -> waveforms.
 
@@ -337,6 +343,8 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     devices: devices to run on (default: all local devices). With several, the batch is split
         over them (data parallel: padded to a multiple of their number, params replicated) and
         trimmed back; each item's result does not change.
+    dtype: compute dtype of the decoder (97% of the FLOPs), e.g. jnp.bfloat16; params stay float32.
+        Default (None) is float32 throughout, the parity reference. Durations never depend on it.
     _noise: (sdp_noise (B, >=T, 2), prior_noise (B, >=F, Z)) standard normal, replacing the key's
         draws (for parity tests against transformers); the prior noise must cover the frames rendered.
 
@@ -356,15 +364,17 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         stage1 = {name: sharding.replicate(x, mesh) if name == "tree" else sharding.shard_batch(x, b, mesh)
                   for name, x in stage1.items()}
         scale_prior = sharding.shard_batch(scale_prior, b, mesh)
+    dtype = None if dtype is None or jnp.dtype(dtype) == jnp.float32 else jnp.dtype(dtype)
     traced = dict(tree=stage1["tree"], speakers=stage1["speakers"], keys=stage1["keys"],
-                  noise_scale=scale_prior, config=config)
+                  noise_scale=scale_prior, config=config, dtype=dtype)
 
     if max_frames is not None:
         frames = max_frames
         if prior_noise is not None:
             prior_noise = sharding.shard_batch(jnp.asarray(_pad_to(prior_noise, frames)), b, mesh)
         waveform, durations = _synthesize_fixed(
-            **stage1, prior_noise=prior_noise, noise_scale=scale_prior, config=config, num_frames=frames)
+            **stage1, prior_noise=prior_noise, noise_scale=scale_prior, config=config, num_frames=frames,
+            dtype=dtype)
     else:
         durations, means, log_variances = _encode_stage(**stage1, config=config)
         needed = int(_host_durations(durations, t)[:b].sum(axis=1).max())
