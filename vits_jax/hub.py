@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 
-HUB_FILES = ["config.json", "model.safetensors", "pytorch_model.bin", "vocab.json",
-             "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"]
+HUB_FILES = ["config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
+             "special_tokens_map.json", "added_tokens.json"]
+PYTORCH_WEIGHTS = "pytorch_model.bin"  # fetched only when a repo has no safetensors
 DEFAULT_MODEL = "facebook/mms-tts-eng"
 
 
@@ -42,12 +43,15 @@ def resolve(model: str) -> str:
         raise ModelNotFoundError(f"{model!r} is not a local folder and huggingface_hub is not installed "
                                  f"(pip install huggingface_hub); or {how}") from None
     try:  # a cached copy works offline
-        return snapshot_download(model, allow_patterns=HUB_FILES, local_files_only=True)
+        return snapshot_download(model, allow_patterns=HUB_FILES + [PYTORCH_WEIGHTS], local_files_only=True)
     except Exception:
         pass
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or not _hub_reachable():
         raise ModelNotFoundError(f"cannot download {model!r}: the hub is not reachable (offline); {how}")
     try:
-        return snapshot_download(model, allow_patterns=HUB_FILES)
+        folder = snapshot_download(model, allow_patterns=HUB_FILES)
+        if not os.path.isfile(os.path.join(folder, "model.safetensors")):
+            folder = snapshot_download(model, allow_patterns=HUB_FILES + [PYTORCH_WEIGHTS])
+        return folder
     except Exception as e:
         raise ModelNotFoundError(f"cannot download {model!r} from the hub ({e}); {how}") from e
