@@ -4,6 +4,7 @@
     echo "Long text ..." | vits-jax say - -m ./mms-tts-deu -o out.wav --rate 1.1 --seed 3
     vits-jax convert ./mms-tts-eng-transformers ./mms-tts-eng          # = python -m convert
     vits-jax info ./mms-tts-eng
+    vits-jax train --model facebook/mms-tts-eng --data corpus/train.csv --out runs/eng --steps 2000
 
 `say` splits the text into sentences (vits_jax/text.py), synthesizes them in batches of similar
 length, joins them with short pauses and writes a 16-bit PCM mono WAV atomically
@@ -402,6 +403,32 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .training.loop import RunConfig, train
+
+    _finite("--lr", args.lr, positive=True)
+    if args.max_grad_norm is not None:
+        _finite("--max-grad-norm", args.max_grad_norm, positive=True)
+    for name in ("steps", "batch_size", "save_every", "sample_every", "keep", "segment_frames",
+                 "discriminator_scale", "n_mels"):
+        if getattr(args, name) < 1:
+            raise CliError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not 0 <= args.seed < 2 ** 32:
+        raise CliError(f"--seed must be in [0, 2**32), got {args.seed}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CliError(f"--out {args.out} exists and is not a folder")
+    if not args.no_cache:
+        setup_compilation_cache(args.cache_dir)
+    run = RunConfig(model=args.model, data=args.data, out=args.out, steps=args.steps,
+                    batch_size=args.batch_size, learning_rate=args.lr, save_every=args.save_every,
+                    sample_every=args.sample_every, keep=args.keep, seed=args.seed,
+                    max_seconds=args.max_seconds, segment_frames=args.segment_frames, n_mels=args.n_mels,
+                    discriminator_scale=args.discriminator_scale, max_grad_norm=args.max_grad_norm,
+                    sample_text=args.sample_text, fast_compile=args.fast_compile)
+    train(run)
+    return 0
+
+
 # ------------------------------------------------------------------ argument parsing
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -460,6 +487,41 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"folder or hub id (default: {DEFAULT_MODEL})")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=cmd_info)
+
+    tr = sub.add_parser(
+        "train", help="fine-tune a model on recordings",
+        description="Train a model's generator (with a fresh discriminator) on a manifest of "
+                    "recordings: a CSV with header audio,text[,speaker] or a JSONL file with those "
+                    "keys, audio paths relative to the manifest. Writes losses.csv, samples/, "
+                    "checkpoints/ and, at the end, OUT/model (usable with `say -m OUT/model`). "
+                    "Running again with the same --out resumes from the newest checkpoint.")
+    tr.add_argument("--model", "-m", required=True,
+                    help="the model to start from: a converted folder, a transformers folder or a hub id")
+    tr.add_argument("--data", required=True, metavar="MANIFEST", help="CSV or JSONL manifest")
+    tr.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    tr.add_argument("--steps", type=int, default=1000, help="total training steps (default: 1000)")
+    tr.add_argument("--batch-size", type=int, default=8, help="clips per step (default: 8)")
+    tr.add_argument("--lr", type=float, default=2e-4, help="learning rate of both networks (default: 2e-4)")
+    tr.add_argument("--save-every", type=int, default=500, metavar="N",
+                    help="write a training checkpoint every N steps (default: 500)")
+    tr.add_argument("--keep", type=int, default=3, metavar="K", help="training checkpoints kept (default: 3)")
+    tr.add_argument("--sample-every", type=int, default=500, metavar="N",
+                    help="speak the sample text into OUT/samples every N steps (default: 500)")
+    tr.add_argument("--sample-text", default=None, help="default: the first clip's text")
+    tr.add_argument("--seed", type=int, default=0, help="seed of data order, noise and discriminator init")
+    tr.add_argument("--max-seconds", type=float, default=20.0, help="skip longer clips (default: 20)")
+    tr.add_argument("--segment-frames", type=int, default=32,
+                    help="decoder training window in frames (default: 32, VITS')")
+    tr.add_argument("--n-mels", type=int, default=80, help="mel bands of the mel loss (default: 80)")
+    tr.add_argument("--max-grad-norm", type=float, default=None, help="clip gradients to this global norm")
+    tr.add_argument("--discriminator-scale", type=int, default=1, metavar="D",
+                    help="divide the discriminator's widths by D (default: 1, VITS' discriminator)")
+    tr.add_argument("--fast-compile", action="store_true",
+                    help="compile at low XLA optimisation: quicker start, slower steps (smoke tests)")
+    tcache = tr.add_mutually_exclusive_group()
+    tcache.add_argument("--cache-dir", default=None, metavar="DIR", help="JAX compilation cache folder")
+    tcache.add_argument("--no-cache", action="store_true", help="do not use the compilation cache")
+    tr.set_defaults(func=cmd_train)
     return parser
 
 

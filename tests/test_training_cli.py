@@ -1,0 +1,107 @@
+"""`vits-jax train` (cli.py + training/loop.py) on a tiny random transformers model and a few
+espeak-ng clips (sine tones where espeak-ng is missing): output files, losses.csv, resuming, and
+that the trained model folder loads and speaks."""
+
+import csv
+import os
+import shutil
+import subprocess
+import wave
+
+import numpy as np
+import pytest
+from conftest import hf_model, small_config
+
+import vits_jax
+from vits_jax import cli
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
+TEXTS = ["hello there", "a short test", "good morning"]
+# hop 64 (8 x 8) keeps the step small: the config of test_training_step.
+TINY = small_config(vocab_size=38, upsample_rates=[8, 8], upsample_kernel_sizes=[16, 16],
+                    spectrogram_bins=129, upsample_initial_channel=32)
+FAST = ["--fast-compile", "--discriminator-scale", "16", "--segment-frames", "16", "--n-mels", "40",
+        "--batch-size", "3", "--no-cache"]  # one batch: one shape to compile
+
+
+def _clip(path, text, seed):
+    if shutil.which("espeak-ng"):
+        subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+        return
+    rate = 16000
+    t = np.arange(int(0.6 * rate)) / rate
+    x = 0.4 * np.sin(2 * np.pi * (180 + 40 * seed) * t)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
+        w.writeframes(np.round(x * 32767).astype("<i2").tobytes())
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    model = root / "tiny"
+    hf_model(5, **TINY).save_pretrained(model)
+    for name in ("vocab.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(os.path.join(FIXTURES, name), model)
+    (root / "clips").mkdir()
+    with open(root / "train.csv", "w") as f:
+        f.write("audio,text\n")
+        for i, text in enumerate(TEXTS):
+            _clip(root / "clips" / f"{i}.wav", text, i)
+            f.write(f"clips/{i}.wav,{text}\n")
+        f.write("clips/missing.wav,not there\n")
+    return root, str(model)
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_a_model_that_speaks(setup, capsys):
+    root, model = setup
+    out = root / "run"
+    argv = ["train", "--model", model, "--data", str(root / "train.csv"), "--out", str(out),
+            "--steps", "3", "--save-every", "2", "--sample-every", "2", "--lr", "1e-3", *FAST]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "3 clips" in err and "1 rows skipped" in err and "steps/s" in err
+    rows = _rows(out / "losses.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert {"mel", "kl", "duration", "generator", "discriminator"} <= set(rows[0])
+    assert all(np.isfinite(float(r["mel"])) for r in rows)
+    assert _rows(out / "skipped.csv")[0]["row"] == "4"
+    assert sorted(os.listdir(out / "samples")) == ["step_0000002.wav", "step_0000003.wav"]
+    assert sorted(os.listdir(out / "checkpoints")) == ["2", "3"]
+    assert (out / "losses.png").is_file()
+
+    # the model folder: a vits-jax checkpoint with the tokenizer files; trained weights differ
+    trained, start = vits_jax.load(out / "model"), vits_jax.load(model)
+    assert trained.config == start.config
+    assert (out / "model" / "vocab.json").is_file()
+    assert not np.array_equal(np.asarray(trained["decoder"]["conv_pre"]["kernel"]),
+                              np.asarray(start["decoder"]["conv_pre"]["kernel"]))
+    wav = root / "said.wav"
+    assert cli.main(["say", "hello", "-m", str(out / "model"), "-o", str(wav), "--no-cache"]) == 0
+    with wave.open(str(wav)) as w:
+        assert w.getframerate() == trained.config.sampling_rate and w.getnframes() > 0
+
+    # the same --out again with more steps resumes from the newest checkpoint (step 3)
+    assert cli.main([*argv[:7], "--steps", "4", *argv[9:]]) == 0
+    assert "resuming" in capsys.readouterr().err
+    assert [int(r["step"]) for r in _rows(out / "losses.csv")] == [1, 2, 3, 4]
+    assert sorted(os.listdir(out / "checkpoints")) == ["2", "3", "4"]
+
+
+def test_train_errors(setup, capsys, tmp_path):
+    root, model = setup
+    bad = tmp_path / "bad.csv"
+    bad.write_text("audio,text\nnowhere.wav,hello\n")
+    assert cli.main(["train", "--model", model, "--data", str(bad), "--out", str(tmp_path / "o"), *FAST]) == 1
+    assert "no usable rows" in capsys.readouterr().err
+    assert cli.main(["train", "--model", model, "--data", str(tmp_path / "none.csv"),
+                     "--out", str(tmp_path / "o"), *FAST]) == 1
+    assert "not found" in capsys.readouterr().err
+    assert cli.main(["train", "--model", model, "--data", str(bad), "--out", str(tmp_path / "o"),
+                     "--steps", "0", *FAST]) == 1
+    assert "--steps must be >= 1" in capsys.readouterr().err
