@@ -18,7 +18,7 @@ from conftest import NoiseRecorder, assert_close, hf_model, small_config, state_
 
 from convert import to_flax
 from vits_jax import SynthesisOutput, VitsConfig, VitsParams, synthesize
-from vits_jax.synthesis import MAX_TOKENS, bucket, compilation_counts, predict_durations
+from vits_jax.synthesis import MAX_TOKENS, bucket, compilation_counts, frame_bucket, predict_durations
 
 FRAMES_PER_TOKEN = 6
 SPEAKERS = 3
@@ -131,14 +131,14 @@ def test_batch_equals_single(multi, batch):
     for i, n in enumerate(batch["lens"]):
         one = synthesize(params, batch["ids"][i:i + 1, :n], key=batch["keys"][i:i + 1],
                          speaker_id=batch["speakers"][i:i + 1], speaking_rate=batch["rate"])
-        buckets.add((bucket(n, 16), bucket(int(one.lengths[0]) // hop, 32)))
+        buckets.add((bucket(n, 16), frame_bucket(int(one.lengths[0]) // hop)))
         np.testing.assert_array_equal(one.durations[0], out.durations[i, :n])
         np.testing.assert_array_equal(out.durations[i, n:], 0)
         s = int(one.lengths[0])
         assert out.lengths[i] == s and one.waveform.shape == (1, s)
         worst = max(worst, assert_close(out.waveform[i, :s], one.waveform[0], tol=1e-5, what=f"item {i}"))
         assert np.all(out.waveform[i, s:] == 0)
-    batch_buckets = (bucket(batch["ids"].shape[1], 16), bucket(int(frames.max()), 32))
+    batch_buckets = (bucket(batch["ids"].shape[1], 16), frame_bucket(int(frames.max())))
     assert any(b != batch_buckets for b in buckets), "no item ran at other buckets: test is too weak"
     print(f"batch vs single: max abs error {worst:.2e}")
 
@@ -174,7 +174,7 @@ def test_traced_arguments_do_not_recompile(multi, batch):
     frame_buckets = set()
     for v in variants[3:]:
         out = synthesize(*args, **{**base, "max_frames": None, **v})
-        frame_buckets.add(bucket(int(out.lengths.max()) // hop, 32))
+        frame_buckets.add(frame_bucket(int(out.lengths.max()) // hop))
     after = compilation_counts()
     assert after["encode"] == before["encode"], "stage 1 recompiled"
     assert after["render"] - before["render"] <= len(frame_buckets)
@@ -298,3 +298,11 @@ def test_speaker_errors(multi, speaker_id, match):
 def test_plain_dict_needs_config(tiny):
     with pytest.raises(ValueError, match="plain param dicts need config="):
         synthesize(tiny.tree, [1, 2])
+
+
+def test_frame_bucket_grid():
+    sizes = [frame_bucket(n) for n in range(1, 5000)]
+    assert frame_bucket(1) == 32 and frame_bucket(33) == 36 and frame_bucket(130) == 144
+    assert all(b >= n for n, b in zip(range(1, 5000), sizes))
+    assert max(b / n for n, b in zip(range(32, 5000), sizes[31:])) <= 1.125
+    assert len(set(sizes)) <= 8 * 8   # eight per octave from 32 to 4096

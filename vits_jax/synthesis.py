@@ -11,8 +11,9 @@ Programs. Everything static under jit is a shape or the config:
   renders that many frames. Both paths give the same samples for the same key.
 
 Buckets. Token lengths are padded to `bucket(T, MIN_TOKEN_BUCKET)`, frames to
-`bucket(F, MIN_FRAME_BUCKET)`; buckets are 2^k and 3 * 2^(k-1) (two steps per octave: at most 50%
-padding, 11 token buckets for 1 to 400 tokens). The batch size is kept as given. The speaking
+`frame_bucket(F)`. Token buckets are 2^k and 3 * 2^(k-1) (two steps per octave: at most 50%
+padding, 11 token buckets for 1 to 400 tokens); frame buckets take eight steps per octave (at most
+12.5% padding), since the decoder's cost follows the frames rendered. The batch size is kept as given. The speaking
 rate, noise scales, speaker ids and keys are traced arrays: changing them never recompiles.
 
 Noise. Item i draws from `fold_in(key, i)` (one key) or from `key[i]` (one key per item). Within an
@@ -42,6 +43,7 @@ MAX_TOKENS = 2048          # longest accepted input (tokens per item)
 MAX_FRAMES = 2 ** 16       # most frames rendered without `max_frames` (~17 min at MMS's 16 kHz)
 MIN_TOKEN_BUCKET = 16
 MIN_FRAME_BUCKET = 32
+FRAME_STEPS_PER_OCTAVE = 8
 _SDP_STREAM, _PRIOR_STREAM = 0, 1
 
 
@@ -62,12 +64,23 @@ class SynthesisOutput:
     truncated: np.ndarray
 
 
-def bucket(n: int, minimum: int = 1) -> int:
-    """The smallest 2^k or 3 * 2^(k-1) that is >= max(n, minimum)."""
+def bucket(n: int, minimum: int = 1, steps_per_octave: int = 2) -> int:
+    """The smallest size >= max(n, minimum) on a grid of `steps_per_octave` equal steps between
+    consecutive powers of two (2: sizes 2^k and 3 * 2^(k-1), at most 50% padding)."""
     n = max(int(n), int(minimum), 1)
     power = 1 << (n - 1).bit_length()            # smallest power of two >= n
-    three_quarters = 3 * power // 4
-    return three_quarters if power >= 4 and three_quarters >= n else power
+    base = power // 2                            # n lies in (base, power]
+    if base < steps_per_octave:
+        return power if base < 2 else n          # steps finer than 1: every size
+    step = base // steps_per_octave
+    return -(-n // step) * step
+
+
+def frame_bucket(n: int) -> int:
+    """Frame counts get a finer grid (at most 12.5% padding): the decoder's cost, 97% of the
+    total, is proportional to the frames rendered, while a frame program compiles in seconds and
+    lands in the persistent cache."""
+    return bucket(n, MIN_FRAME_BUCKET, FRAME_STEPS_PER_OCTAVE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +293,29 @@ def _check_noise(noise, batch: int, length: int, width: int, what: str) -> np.nd
     return noise
 
 
+def _render_items(stage2: dict, item_frames: np.ndarray, frames: int, hop: int) -> np.ndarray:
+    """Stage 2 item by item, each at its own frame bucket -> (B, frames * hop) host waveform.
+
+    On a CPU one item's convolutions already keep every core busy, so a padded batch only adds
+    work: every item would be decoded over the longest item's frames (plus the bucket's padding).
+    Rendering items one by one decodes each over its own bucket, and the batch-1 programs are the
+    same ones single calls use. Each item's result is exactly what a batch-1 call computes.
+    """
+    out = np.zeros((len(item_frames), frames * hop), np.float32)
+    pending = []
+    for i, needed in enumerate(item_frames):
+        num_frames = min(frame_bucket(int(needed)), frames)
+        item = {k: v if k in ("tree", "config", "dtype") or v is None else v[i:i + 1]
+                for k, v in stage2.items()}
+        if item["prior_noise"] is not None:
+            item["prior_noise"] = item["prior_noise"][:, :num_frames]
+        pending.append(_render_stage(num_frames=num_frames, **item))   # dispatched asynchronously
+    for i, wave in enumerate(pending):
+        wave = np.asarray(wave)[0]
+        out[i, :wave.shape[0]] = wave
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Public API
 
@@ -377,12 +413,16 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
             dtype=dtype)
     else:
         durations, means, log_variances = _encode_stage(**stage1, config=config)
-        needed = int(_host_durations(durations, t)[:b].sum(axis=1).max())
-        frames = min(bucket(needed, MIN_FRAME_BUCKET), MAX_FRAMES)
+        item_frames = np.maximum(_host_durations(durations, t)[:b].sum(axis=1), 1).astype(np.int64)
+        frames = min(frame_bucket(int(item_frames.max())), MAX_FRAMES)
         if prior_noise is not None:
             prior_noise = sharding.shard_batch(jnp.asarray(_pad_to(prior_noise, frames)), b, mesh)
-        waveform = _render_stage(means=means, log_variances=log_variances, durations=durations,
-                                 prior_noise=prior_noise, num_frames=frames, **traced)
+        stage2 = dict(means=means, log_variances=log_variances, durations=durations,
+                      prior_noise=prior_noise, **traced)
+        if mesh is None and b > 1 and jax.default_backend() == "cpu":
+            waveform = _render_items(stage2, item_frames, frames, config.hop_length)
+        else:
+            waveform = _render_stage(num_frames=frames, **stage2)
 
     durations = _host_durations(durations, t)[:b]                          # (B, T)
     predicted = np.maximum(durations.sum(axis=1), 1).astype(np.int64)      # (B,) frames wanted
