@@ -73,6 +73,8 @@ def assert_close(ours, reference, tol=1e-5, what=""):
     scale = max(1.0, float(np.max(np.abs(reference)))) if reference.size else 1.0
     err = float(np.max(np.abs(ours - reference))) if reference.size else 0.0
     assert err <= tol * scale, f"{what}: max abs error {err:.3g} > {tol:.0e} x {scale:.3g}"
+    if os.environ.get("VITS_JAX_REPORT_ERRORS"):  # `-s` with this set lists every comparison
+        print(f"\n[error] {what}: {err:.2e} (scale {scale:.3g})")
     return err
 
 
