@@ -1,6 +1,8 @@
 """End to end: transformers' VitsModel forward vs the Flax VitsModel, durations exactly,
 waveforms within 1e-4 (float32, highest precision; the waveform passes through ~40 conv layers)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,11 +31,20 @@ def flax_run(params, cfg, ids, mask=None, speaker_id=None, sdp_noise=None, prior
     sdp_noise = np.zeros((b, t, 2), np.float32) if sdp_noise is None else sdp_noise
     prior_noise = np.zeros((b, num_frames, cfg.flow_size), np.float32) if prior_noise is None else prior_noise
     speakers = None if speaker_id is None else jnp.full((b,), speaker_id)
-    fn = jax.jit(lambda p, *a: VitsModel(cfg).apply({"params": p}, *a, sdp_noise=sdp_noise,
-                 prior_noise=prior_noise, noise_scale=noise_scale, noise_scale_duration=noise_scale_duration,
-                 length_scale=1.0 / rate, num_frames=prior_noise.shape[1]))
-    wav, lengths, durations, spec = fn(params, jnp.asarray(ids), pmask, speakers)
+    wav, lengths, durations, _ = _forward(params, jnp.asarray(ids), pmask, speakers, sdp_noise, prior_noise,
+                                          noise_scale, noise_scale_duration, 1.0 / rate, cfg=cfg,
+                                          num_frames=prior_noise.shape[1])
     return np.asarray(wav), np.asarray(lengths), np.asarray(durations)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "num_frames"))
+def _forward(params, ids, pmask, speakers, sdp_noise, prior_noise, noise_scale, noise_scale_duration,
+             length_scale, *, cfg, num_frames):
+    """The Flax model, compiled once per config and shape: noise, scales and speakers are traced."""
+    return VitsModel(cfg).apply({"params": params}, ids, pmask, speakers, sdp_noise=sdp_noise,
+                                prior_noise=prior_noise, noise_scale=noise_scale,
+                                noise_scale_duration=noise_scale_duration, length_scale=length_scale,
+                                num_frames=num_frames)
 
 
 def compare(hf, params, cfg, ids, noise, monkeypatch, speaker_id=None, what=""):
