@@ -105,3 +105,12 @@ def test_train_errors(setup, capsys, tmp_path):
     assert cli.main(["train", "--model", model, "--data", str(bad), "--out", str(tmp_path / "o"),
                      "--steps", "0", *FAST]) == 1
     assert "--steps must be >= 1" in capsys.readouterr().err
+
+
+def test_train_device_count_errors(setup, capsys, tmp_path):
+    root, model = setup
+    data, out = str(root / "train.csv"), str(tmp_path / "o")
+    assert cli.main(["train", "--model", model, "--data", data, "--out", out, *FAST, "--devices", "0"]) == 1
+    assert "devices must be between 1 and the 1 local device(s), got 0" in capsys.readouterr().err
+    assert cli.main(["train", "--model", model, "--data", data, "--out", out, *FAST, "--devices", "2"]) == 1
+    assert "got 2" in capsys.readouterr().err

@@ -39,7 +39,7 @@ from .checkpoints import TrainCheckpoints
 from .data import Batches, load_dataset
 from .discriminators import DiscriminatorConfig, init_discriminator
 from .spectrogram import SpectrogramConfig
-from .step import TrainConfig, TrainState, train_step
+from .step import TrainConfig, TrainState, make_train_step
 
 __all__ = ["RunConfig", "RunResult", "train", "step_key"]
 
@@ -65,6 +65,7 @@ class RunConfig:
     max_grad_norm: Optional[float] = None
     sample_text: Optional[str] = None    # default: the text of the first usable example
     fast_compile: bool = False           # low XLA optimisation: quicker start, slower steps
+    devices: Optional[int] = None        # local devices to train on, data-parallel (None: all of them)
     progress: bool = True                # tqdm bar when stderr is a terminal
 
 
@@ -82,11 +83,23 @@ class RunResult:
 
 
 @functools.lru_cache(maxsize=4)
-def _jitted_step(config, train_config: TrainConfig, fast_compile: bool):
-    """One jitted step per (configs, compile mode), so a second run in this process (a resume, a
-    notebook cell run again) reuses the compiled programs."""
-    return jax.jit(functools.partial(train_step, config=config, train=train_config),
-                   compiler_options=FAST_COMPILE if fast_compile else None)
+def _jitted_step(config, train_config: TrainConfig, fast_compile: bool, devices: tuple):
+    """One jitted step per (configs, compile mode, devices), so a second run in this process (a
+    resume, a notebook cell run again) reuses the compiled programs."""
+    return make_train_step(config, train_config, devices=devices,
+                           compiler_options=FAST_COMPILE if fast_compile else None)
+
+
+def _devices(run: RunConfig) -> tuple:
+    """The local devices of a run; the batch must split evenly over them."""
+    local = jax.local_devices()
+    n = len(local) if run.devices is None else run.devices
+    if not 1 <= n <= len(local):
+        raise ValueError(f"devices must be between 1 and the {len(local)} local device(s), got {run.devices}")
+    if run.batch_size % n:
+        raise ValueError(f"the batch size ({run.batch_size}) must be a multiple of the number of devices "
+                         f"({n}) for data-parallel training: change --batch-size or pass --devices")
+    return tuple(local[:n])
 
 
 def step_key(base: jax.Array, step: int) -> jax.Array:
@@ -189,6 +202,7 @@ def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, fi
         raise ValueError(f"the learning rate must be positive, got {run.learning_rate}")
     if not os.path.isfile(run.data):
         raise FileNotFoundError(f"manifest {run.data} not found")
+    devices = _devices(run)
     folder = resolve(run.model)
     params = load(folder)
     config, tokenizer = params.config, Tokenizer.load(folder)
@@ -229,7 +243,9 @@ def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, fi
         echo(f"resuming from {ckpt.directory}/{start}")
     meta = {"seed": run.seed, "model": run.model, "data": os.path.abspath(run.data)}
     log = _Log(out, start)
-    step_fn = _jitted_step(config, train_config, run.fast_compile)
+    step_fn = _jitted_step(config, train_config, run.fast_compile, devices)
+    if len(devices) > 1:
+        echo(f"data-parallel over {len(devices)} devices: {run.batch_size // len(devices)} clips each")
     sample_text = run.sample_text or dataset.examples[0].text
 
     def sample(step: int):

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Sequence
 
 import flax
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ..config import VitsConfig
 from ..model import init_params
+from ..sharding import BATCH_AXIS, batch_mesh
 from . import losses
 from .discriminators import DiscriminatorConfig, MultiPeriodDiscriminator, init_discriminator
 from .generator import generator_forward
@@ -189,11 +191,33 @@ def train_step(state: TrainState, batch: Batch, key: jax.Array, *, config: VitsC
     return new_state, metrics
 
 
-def make_train_step(config: VitsConfig, train: TrainConfig = TrainConfig(), donate: bool = False):
+def make_train_step(config: VitsConfig, train: TrainConfig = TrainConfig(), donate: bool = False,
+                    devices: Optional[Sequence[jax.Device]] = None, compiler_options: Optional[dict] = None):
     """The jitted step `(state, batch, key) -> (state, metrics)` for fixed configs.
 
     Recompiles only for new batch shapes (pad token counts and samples to buckets).
+    devices: None runs on the default device. Several devices train data-parallel: each holds
+    1/len(devices) of the batch (B must be a multiple of it) and a full copy of the state. The
+    losses are means over the whole batch, so XLA all-reduces the gradients and the step computes
+    the same function as on one device (equal to float32 round-off; random draws do not depend on
+    the layout). The returned function places its inputs itself; state and metrics come back
+    replicated.
     """
     train.spectrogram_for(config)  # validate early
-    return jax.jit(functools.partial(train_step, config=config, train=train),
-                   donate_argnums=(0,) if donate else ())
+    step = functools.partial(train_step, config=config, train=train)
+    options = dict(donate_argnums=(0,) if donate else (), compiler_options=compiler_options)
+    mesh = batch_mesh(devices) if devices is not None else None
+    if mesh is None:
+        return jax.jit(step, **options)
+    replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(BATCH_AXIS))
+    jitted = jax.jit(step, in_shardings=(replicated, split, replicated), out_shardings=replicated, **options)
+
+    def data_parallel_step(state: TrainState, batch: Batch, key: jax.Array):
+        if batch.input_ids.shape[0] % mesh.size:
+            raise ValueError(f"the batch ({batch.input_ids.shape[0]}) must be a multiple of the number "
+                             f"of devices ({mesh.size}) for data-parallel training")
+        return jitted(jax.device_put(state, replicated), jax.device_put(batch, split),
+                      jax.device_put(key, replicated))
+
+    data_parallel_step.mesh = mesh
+    return data_parallel_step
