@@ -38,6 +38,12 @@ def small_config(**overrides):
     return {**SMALL, **overrides}
 
 
+# The training tests' model: hop 64 (8 x 8), 129 spectrogram bins (n_fft 256) and MMS-eng's
+# 38-symbol vocabulary, so the espeak-ng clips tokenize with the fixture tokenizer.
+TRAIN_TINY = small_config(vocab_size=38, upsample_rates=[8, 8], upsample_kernel_sizes=[16, 16],
+                          spectrogram_bins=129, upsample_initial_channel=32)
+
+
 def hf_model(seed: int = 0, **config_kwargs):
     """A random-init transformers VitsModel in eval mode, reproducible from `seed`."""
     from transformers import VitsConfig as HFConfig, VitsModel as HFModel
@@ -128,3 +134,21 @@ def realistic_rate(params, cfg, ids, speaker_id, sdp_noise, noise_scale_duration
                                            speakers, sdp_noise, noise_scale_duration, 1.0,
                                            method=VitsModel.durations)
     return float(np.mean(durations)) / FRAMES_PER_TOKEN
+
+
+def speech_clip(path, text: str, seed: int = 0):
+    """A short recording of `text` at `path` (WAV): espeak-ng's voice where it is installed, else
+    a 0.6 s sine tone (pitch set by `seed`) at 16 kHz."""
+    import shutil
+    import subprocess
+    import wave
+
+    if shutil.which("espeak-ng"):
+        subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+        return
+    rate = 16000
+    t = np.arange(int(0.6 * rate)) / rate
+    x = 0.4 * np.sin(2 * np.pi * (180 + 40 * seed) * t)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
+        w.writeframes(np.round(x * 32767).astype("<i2").tobytes())

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_close, hf_model, small_config, state_dict_numpy, to_torch
-from transformers.models.vits.modeling_vits import VitsAttention as HFAttention
 
 from convert import to_flax
 from vits_jax import VitsConfig

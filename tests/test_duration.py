@@ -1,10 +1,9 @@
 """Duration predictors and their parts against transformers, both flow directions."""
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close, hf_model, ncw, nwc, small_config, state_dict_numpy, to_torch
+from conftest import assert_close, hf_model, ncw, nwc, small_config, state_dict_numpy
 
 from convert import to_flax
 from vits_jax import VitsConfig

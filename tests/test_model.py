@@ -107,7 +107,6 @@ def test_small_deterministic_duration(noise, monkeypatch):
 def test_multi_speaker_every_id(noise, monkeypatch):
     hf, cfg, params = build(9, **small_config(num_speakers=4, speaker_embedding_size=5))
     ids = np.random.default_rng(2).integers(0, cfg.vocab_size, size=(1, 14))
-    waves = []
     for speaker in range(cfg.num_speakers):
         compare(hf, params, cfg, ids, noise, monkeypatch, speaker_id=speaker, what=f"speaker {speaker}")
     # speakers must matter, or the test above proves little

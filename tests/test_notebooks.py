@@ -1,13 +1,16 @@
 """The notebooks in notebooks/ run headless from top to bottom (nbclient), on CPU, against small
 random models: the quickstart on a transformers folder made here (with the MMS-eng tokenizer files),
 split over two host devices so that its sharding cell runs too; the parity notebook on its own
-default random model. Any cell error fails the test. Run offline with the default hub id, the
-quickstart stops with the library's message saying to pass a local folder.
+default random model; the fine-tuning notebook on test_training_cli's tiny model and four
+espeak-ng clips (sine tones where espeak-ng is missing), for a few steps. Any cell error fails the
+test. Run offline with the default hub id, the quickstart stops with the library's message saying
+to pass a local folder.
 
 Kernels start with this interpreter (a kernel spec written to a temporary JUPYTER_PATH), so the
 test needs only what `pip install -e .[test]` installs.
 """
 
+import csv
 import json
 import os
 import re
@@ -15,13 +18,17 @@ import shutil
 import sys
 
 import nbformat
+import numpy as np
 import pytest
-from conftest import hf_model, small_config
+from conftest import TRAIN_TINY, hf_model, small_config, speech_clip
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+import vits_jax
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOTEBOOKS = {name: os.path.join(ROOT, "notebooks", f"{name}.ipynb") for name in ("quickstart", "parity")}
+NOTEBOOKS = {name: os.path.join(ROOT, "notebooks", f"{name}.ipynb")
+             for name in ("quickstart", "parity", "finetune")}
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
 KERNEL = "vits-jax-tests"
@@ -128,3 +135,55 @@ def test_quickstart_offline_with_the_default_hub_id_fails_with_a_clear_message(
     assert "ModelNotFoundError" in message
     assert "'facebook/mms-tts-eng'" in message and "the hub is not reachable" in message
     assert "pass a local model folder instead" in message
+
+
+# The fine-tuning notebook runs on conftest's TRAIN_TINY model (hop 64 keeps the step small).
+CLIP_TEXTS = ["hello there", "a short test", "good morning", "the birch canoe"]
+FINETUNE_STEPS = 40
+# One batch of all four clips (one shape to compile), a small discriminator, short windows; lr 10x
+# the default so that a few steps show the mel loss falling.
+FINETUNE = dict(STEPS=FINETUNE_STEPS, BATCH_SIZE=4, LEARNING_RATE=2e-3, FAST_COMPILE=True,
+                DISCRIMINATOR_SCALE=16, SEGMENT_FRAMES=16, N_MELS=40, SAVE_EVERY=1000,
+                SAMPLE_TEXT="hello there")
+
+
+@pytest.fixture(scope="module")
+def finetune_setup(tmp_path_factory):
+    """(a tiny single-speaker transformers folder, a folder of NAME.wav + NAME.txt clips)."""
+    root = tmp_path_factory.mktemp("finetune")
+    model = root / "tiny"
+    hf_model(5, **TRAIN_TINY).save_pretrained(model)
+    for name in TOKENIZER_FILES:
+        shutil.copy(os.path.join(FIXTURES, name), model)
+    clips = root / "clips"
+    clips.mkdir()
+    for i, text in enumerate(CLIP_TEXTS):
+        speech_clip(clips / f"{i:02d}.wav", text, i)
+        (clips / f"{i:02d}.txt").write_text(text.capitalize() + ".\n")
+    return str(model), str(clips)
+
+
+def test_finetune_trains_a_voice_and_plays_it_before_and_after(
+        finetune_setup, tmp_path, jupyter_path, monkeypatch):
+    model, clips = finetune_setup
+    out = tmp_path / "run"
+    parameters = "\n".join(f"{k} = {v!r}" for k, v in
+                           dict(MODEL=model, CLIPS=clips, OUT=str(out), **FINETUNE).items())
+    nb = _run("finetune", tmp_path, jupyter_path, monkeypatch, parameters)
+    text, mimes = _outputs(nb)
+    shown = re.sub(r"data:audio/wav;base64,[^\"]*", "data:audio/wav;base64,...", text)
+    assert "image/png" in mimes and text.count("<audio") == 2, shown  # before and after
+    assert f"{len(CLIP_TEXTS)} clips" in text and "0 row(s) skipped" in text, shown
+    assert "steps/s" in text
+    mel = re.search(r"mel loss: first (\d+) steps (\S+) -> last \1 steps (\S+)", text)
+    assert mel and mel.group(1) == "10", shown
+    first, last = float(mel.group(2)), float(mel.group(3))
+    assert np.isfinite(first) and np.isfinite(last), mel.group(0)
+    assert last < first, mel.group(0)
+
+    with open(out / "losses.csv", newline="") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == list(range(1, FINETUNE_STEPS + 1))
+    trained, start = vits_jax.load(str(out / "model")), vits_jax.load(model)
+    assert trained.config == start.config
+    assert not np.array_equal(np.asarray(trained["decoder"]["conv_pre"]["kernel"]),
+                              np.asarray(start["decoder"]["conv_pre"]["kernel"]))

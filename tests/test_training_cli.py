@@ -5,49 +5,33 @@ that the trained model folder loads and speaks."""
 import csv
 import os
 import shutil
-import subprocess
 import wave
 
 import numpy as np
 import pytest
-from conftest import hf_model, small_config
+from conftest import TRAIN_TINY, hf_model, speech_clip
 
 import vits_jax
 from vits_jax import cli
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 TEXTS = ["hello there", "a short test", "good morning"]
-# hop 64 (8 x 8) keeps the step small: the config of test_training_step.
-TINY = small_config(vocab_size=38, upsample_rates=[8, 8], upsample_kernel_sizes=[16, 16],
-                    spectrogram_bins=129, upsample_initial_channel=32)
 FAST = ["--fast-compile", "--discriminator-scale", "16", "--segment-frames", "16", "--n-mels", "40",
         "--batch-size", "3", "--no-cache"]  # one batch: one shape to compile
-
-
-def _clip(path, text, seed):
-    if shutil.which("espeak-ng"):
-        subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
-        return
-    rate = 16000
-    t = np.arange(int(0.6 * rate)) / rate
-    x = 0.4 * np.sin(2 * np.pi * (180 + 40 * seed) * t)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
-        w.writeframes(np.round(x * 32767).astype("<i2").tobytes())
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     model = root / "tiny"
-    hf_model(5, **TINY).save_pretrained(model)
+    hf_model(5, **TRAIN_TINY).save_pretrained(model)
     for name in ("vocab.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(os.path.join(FIXTURES, name), model)
     (root / "clips").mkdir()
     with open(root / "train.csv", "w") as f:
         f.write("audio,text\n")
         for i, text in enumerate(TEXTS):
-            _clip(root / "clips" / f"{i}.wav", text, i)
+            speech_clip(root / "clips" / f"{i}.wav", text, i)
             f.write(f"clips/{i}.wav,{text}\n")
         f.write("clips/missing.wav,not there\n")
     return root, str(model)

@@ -8,7 +8,7 @@ import os
 import jax
 import numpy as np
 import pytest
-from conftest import small_config
+from conftest import TRAIN_TINY
 
 from vits_jax import VitsConfig
 from vits_jax.training.checkpoints import TrainCheckpoints, abstract_state
@@ -19,8 +19,7 @@ from vits_jax.training.step import TrainConfig, init_state, train_step
 
 # The tiny model of test_training_step, compiled at low XLA optimisation (compile time dominates).
 HOP = 64
-CONFIG = VitsConfig(**small_config(upsample_rates=[8, 8], upsample_kernel_sizes=[16, 16],
-                                   spectrogram_bins=129, upsample_initial_channel=32))
+CONFIG = VitsConfig(**TRAIN_TINY)
 SPEC = SpectrogramConfig(n_fft=256, hop_length=HOP, win_length=256, n_mels=40)
 TRAIN = TrainConfig(learning_rate=2e-3, segment_frames=16, spectrogram=SPEC, max_grad_norm=1e3,
                     discriminator=dataclasses.replace(DiscriminatorConfig().scaled(16), periods=(2, 3)))

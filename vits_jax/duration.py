@@ -9,7 +9,6 @@ Masks are (B, T, 1); speaker conditioning is (B, 1, E) and broadcasts over T.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import flax.linen as nn
 import jax

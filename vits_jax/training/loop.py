@@ -155,14 +155,17 @@ class _Log:
         if not self.rows:
             return
         try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+            # A Figure with its own Agg canvas: pyplot (and the process-wide backend a notebook
+            # has chosen) is left alone.
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
         except ImportError:
             return
         steps = [int(r["step"]) for r in self.rows]
         names = [("mel", "kl", "duration"), ("generator", "discriminator"), ("adversarial", "feature")]
-        fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3))
+        fig = Figure(figsize=(4 * len(names), 3))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(names))
         for ax, group in zip(axes, names):
             for n in group:
                 if n in self.rows[0]:
@@ -171,7 +174,6 @@ class _Log:
             ax.legend()
         fig.tight_layout()
         fig.savefig(path + ".tmp.png", dpi=80)
-        plt.close(fig)
         os.replace(path + ".tmp.png", path)
 
     def close(self):
