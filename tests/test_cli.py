@@ -356,3 +356,17 @@ def test_process_errors_are_clean_and_leave_the_output_alone(models, cache_dir, 
     _assert_clean_error(proc, "facebook/mms-tts-eng", "-m FOLDER")
     assert time.perf_counter() - start < 60
     assert not os.path.exists(tmp_path / "hub.wav")
+
+
+def test_missing_relative_folder_is_named_as_such(tmp_path, monkeypatch):
+    # "models/mine" reads as a hub id too; offline the message must still say it is no local folder.
+    from vits_jax import hub
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(hub, "_hub_reachable", lambda *a, **k: False)
+    with pytest.raises(hub.ModelNotFoundError) as info:
+        hub.resolve("models/mine")
+    message = str(info.value)
+    assert "'models/mine' is not a local folder" in message and "pass a local model folder" in message

@@ -187,3 +187,18 @@ def test_finetune_trains_a_voice_and_plays_it_before_and_after(
     assert trained.config == start.config
     assert not np.array_equal(np.asarray(trained["decoder"]["conv_pre"]["kernel"]),
                               np.asarray(start["decoder"]["conv_pre"]["kernel"]))
+
+
+@pytest.mark.parametrize("name", ["quickstart", "finetune"])
+def test_install_cell_points_at_the_declared_repository(name):
+    """The install cell pip-installs from the repository pyproject.toml declares, with extras it defines."""
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    nb = nbformat.read(NOTEBOOKS[name], as_version=4)
+    source = next(c.source for c in nb.cells if c.cell_type == "code" and "%pip install" in c.source)
+    url = re.search(r'VITS_JAX_GIT = "git\+(\S+?)\.git"', source)
+    assert url and url.group(1) == project["urls"]["Repository"], source
+    extras = re.search(r"vits-jax\[([^\]]+)\] @", source)
+    assert extras and set(extras.group(1).split(",")) <= set(project["optional-dependencies"]), source

@@ -37,6 +37,28 @@ def setup(tmp_path_factory):
     return root, str(model)
 
 
+def _tensorboard_scalars(folder) -> dict:
+    """{tag: {step: value}} from the TFRecord event files in `folder` (each record: uint64 length,
+    uint32 crc, the Event proto, uint32 crc)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict = {}
+    files = [f for f in os.listdir(folder) if f.startswith("events.out.tfevents")]
+    assert files, os.listdir(folder)
+    for name in files:
+        data = open(os.path.join(folder, name), "rb").read()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack_from("<Q", data, offset)
+            event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+    return scalars
+
+
 def _rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -58,6 +80,10 @@ def test_train_writes_a_model_that_speaks(setup, capsys):
     assert sorted(os.listdir(out / "samples")) == ["step_0000002.wav", "step_0000003.wav"]
     assert sorted(os.listdir(out / "checkpoints")) == ["2", "3"]
     assert (out / "losses.png").is_file()
+    # TensorBoard scalars (tensorboardX is a test dependency): one value per step and metric
+    scalars = _tensorboard_scalars(out / "tensorboard")
+    assert sorted(scalars["train/mel"]) == [1, 2, 3]
+    assert scalars["train/mel"][2] == pytest.approx(float(rows[1]["mel"]), rel=1e-5)
 
     # the model folder: a vits-jax checkpoint with the tokenizer files; trained weights differ
     trained, start = vits_jax.load(out / "model"), vits_jax.load(model)

@@ -424,7 +424,8 @@ def cmd_train(args) -> int:
                     sample_every=args.sample_every, keep=args.keep, seed=args.seed,
                     max_seconds=args.max_seconds, segment_frames=args.segment_frames, n_mels=args.n_mels,
                     discriminator_scale=args.discriminator_scale, max_grad_norm=args.max_grad_norm,
-                    sample_text=args.sample_text, fast_compile=args.fast_compile, devices=args.devices)
+                    sample_text=args.sample_text, fast_compile=args.fast_compile, devices=args.devices,
+                    compute_dtype=None if args.compute_dtype == "float32" else args.compute_dtype)
     train(run)
     return 0
 
@@ -516,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-grad-norm", type=float, default=None, help="clip gradients to this global norm")
     tr.add_argument("--discriminator-scale", type=int, default=1, metavar="D",
                     help="divide the discriminator's widths by D (default: 1, VITS' discriminator)")
+    tr.add_argument("--compute-dtype", choices=("float32", "bfloat16"), default="float32",
+                    help="dtype of the decoder and discriminator computations (params, optimiser state "
+                         "and losses stay float32; default: float32)")
     tr.add_argument("--devices", type=int, default=None, metavar="N",
                     help="train data-parallel on the first N local devices (default: all; the batch "
                          "size must be a multiple of N)")

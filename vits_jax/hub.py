@@ -47,7 +47,8 @@ def resolve(model: str) -> str:
     except Exception:
         pass
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or not _hub_reachable():
-        raise ModelNotFoundError(f"cannot download {model!r}: the hub is not reachable (offline); {how}")
+        raise ModelNotFoundError(f"{model!r} is not a local folder, and as a hub id it cannot be downloaded: "
+                                 f"the hub is not reachable (offline); {how}")
     try:
         folder = snapshot_download(model, allow_patterns=HUB_FILES)
         if not os.path.isfile(os.path.join(folder, "model.safetensors")):

@@ -53,9 +53,11 @@ class GeneratorAux(NamedTuple):
 
 
 def training_forward(module: VitsModel, input_ids, text_mask, spectrogram, frame_mask, speaker_ids=None, *,
-                     key: jax.Array, segment_frames: int, deterministic: bool = False):
+                     key: jax.Array, segment_frames: int, deterministic: bool = False, decoder_dtype=None):
     """input_ids (B, T), text_mask (B, T, 1), spectrogram (B, F, K), frame_mask (B, F, 1),
     speaker_ids (B,) or None; `key` draws the posterior and duration noise and the segments.
+    decoder_dtype: the decoder's compute dtype (its params must already be of it); the waveform
+    comes back float32.
 
     Returns (GeneratorOutput, GeneratorAux).
     """
@@ -89,7 +91,12 @@ def training_forward(module: VitsModel, input_ids, text_mask, spectrogram, frame
 
     frame_lengths = jnp.sum(frame_mask[..., 0], axis=-1).astype(jnp.int32)     # (B,)
     starts = random_starts(k_segment, frame_lengths, segment_frames)
-    waveform = module.decoder(slice_segments(z, starts, segment_frames), speaker)  # (B, L * hop)
+    segment = slice_segments(z, starts, segment_frames)                        # (B, L, Z)
+    if decoder_dtype is None:
+        waveform = module.decoder(segment, speaker)                            # (B, L * hop)
+    else:
+        waveform = module.decoder(segment.astype(decoder_dtype),
+                                  None if speaker is None else speaker.astype(decoder_dtype)).astype(jnp.float32)
 
     return (GeneratorOutput(waveform, z_p, logs_q, m_p, logs_p, duration_loss),
             GeneratorAux(starts, alignment, durations))
@@ -97,10 +104,14 @@ def training_forward(module: VitsModel, input_ids, text_mask, spectrogram, frame
 
 def generator_forward(params, config: VitsConfig, input_ids, text_mask, spectrogram, frame_mask,
                       speaker_ids: Optional[jax.Array] = None, *, key: jax.Array, segment_frames: int,
-                      deterministic: bool = False):
-    """`training_forward` on the param tree `params` (a dict, or VitsParams' `.tree`)."""
+                      deterministic: bool = False, decoder_dtype=None):
+    """`training_forward` on the param tree `params` (a dict, or VitsParams' `.tree`).
+    decoder_dtype (e.g. jnp.bfloat16): the decoder computes in it; params stay float32 (cast here,
+    so their gradients are float32)."""
     k_forward, k_dropout = jax.random.split(key)
+    if decoder_dtype is not None:
+        params = {**params, "decoder": jax.tree.map(lambda x: x.astype(decoder_dtype), params["decoder"])}
     return VitsModel(config).apply(
         {"params": params}, input_ids, text_mask, spectrogram, frame_mask, speaker_ids,
-        key=k_forward, segment_frames=segment_frames, deterministic=deterministic,
+        key=k_forward, segment_frames=segment_frames, deterministic=deterministic, decoder_dtype=decoder_dtype,
         rngs={"dropout": k_dropout}, method=training_forward)

@@ -65,6 +65,7 @@ class RunConfig:
     max_grad_norm: Optional[float] = None
     sample_text: Optional[str] = None    # default: the text of the first usable example
     fast_compile: bool = False           # low XLA optimisation: quicker start, slower steps
+    compute_dtype: Optional[str] = None  # "bfloat16": decoder + discriminator in bf16 (params float32)
     devices: Optional[int] = None        # local devices to train on, data-parallel (None: all of them)
     progress: bool = True                # tqdm bar when stderr is a terminal
 
@@ -232,7 +233,7 @@ def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, fi
         disc = disc.scaled(run.discriminator_scale)
     train_config = TrainConfig(learning_rate=run.learning_rate, decay_every=len(batches),
                                segment_frames=run.segment_frames, spectrogram=spec, discriminator=disc,
-                               max_grad_norm=run.max_grad_norm)
+                               max_grad_norm=run.max_grad_norm, compute_dtype=run.compute_dtype)
     base = jax.random.key(run.seed)
     k_disc = jax.random.fold_in(base, 2 ** 32 - 1)   # a key no training step uses
     state = TrainState.create(params.tree, init_discriminator(disc, k_disc), train_config)

@@ -49,6 +49,8 @@ class TrainConfig:
     max_grad_norm: Optional[float] = None    # clip each network's gradient to this global norm
     segment_frames: int = 32                 # VITS: segment_size 8192 samples / hop 256
     deterministic: bool = False              # True switches dropout off
+    compute_dtype: Optional[str] = None      # e.g. "bfloat16": decoder and discriminator compute in it;
+                                             # params, optimiser state and losses stay float32
     weights: losses.LossWeights = losses.LossWeights()
     spectrogram: Optional[SpectrogramConfig] = None   # None: SpectrogramConfig.from_vits(config)
     discriminator: DiscriminatorConfig = DiscriminatorConfig()
@@ -139,19 +141,25 @@ def train_step(state: TrainState, batch: Batch, key: jax.Array, *, config: VitsC
     mel_real_full = linear_to_mel(spectrogram, spec_config)                   # (B, F, M)
     discriminator = MultiPeriodDiscriminator(train.discriminator)
     tx = make_optimizer(train)
+    dtype = None if train.compute_dtype is None else jnp.dtype(train.compute_dtype)
+
+    def discriminate(params, waveforms):      # (2B, L * hop) -> float32 logits, feature maps
+        if dtype is not None:                 # the convs cast their float32 weights to the input's dtype
+            waveforms = waveforms.astype(dtype)
+        out = discriminator.apply({"params": params}, waveforms)
+        return jax.tree.map(lambda x: x.astype(jnp.float32), out)
 
     def generator(params):                                     # -> (GeneratorOutput, GeneratorAux)
         return generator_forward(params, config, batch.input_ids, text_mask, spectrogram * frame_mask,
                                  frame_mask, batch.speaker_ids, key=key, segment_frames=segment,
-                                 deterministic=train.deterministic)
+                                 deterministic=train.deterministic, decoder_dtype=dtype)
 
     out, pullback, aux = jax.vjp(generator, state.generator, has_aux=True)
     real = slice_audio(batch.waveform, aux.starts, segment, hop)              # (B, L * hop)
 
     # Discriminator step on real and detached generated segments.
     def discriminator_loss(params):
-        logits, _ = discriminator.apply({"params": params},
-                                        jnp.concatenate([real, jax.lax.stop_gradient(out.waveform)]))
+        logits, _ = discriminate(params, jnp.concatenate([real, jax.lax.stop_gradient(out.waveform)]))
         total, _, _ = losses.discriminator_loss(*_split(logits, b))
         return total
 
@@ -166,7 +174,7 @@ def train_step(state: TrainState, batch: Batch, key: jax.Array, *, config: VitsC
     def generator_loss(o):
         mel = losses.mel_loss(mel_real, mel_spectrogram(o.waveform, spec_config))
         kl = losses.kl_loss(o.z_p, o.logs_q, o.m_p, o.logs_p, frame_mask)
-        logits, fmaps = discriminator.apply({"params": d_params}, jnp.concatenate([real, o.waveform]))
+        logits, fmaps = discriminate(d_params, jnp.concatenate([real, o.waveform]))
         _, generated_logits = _split(logits, b)
         real_fmaps = [[x[:b] for x in layers] for layers in fmaps]
         generated_fmaps = [[x[b:] for x in layers] for layers in fmaps]
