@@ -72,6 +72,11 @@ def make_optimizer(train: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(train.max_grad_norm), adamw)
 
 
+def global_norm(tree) -> jax.Array:
+    """sqrt(sum of squares) over all leaves (optax.tree.norm, which older optax lacks)."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+
 def learning_rate(train: TrainConfig, step) -> jax.Array:
     schedule = optax.exponential_decay(train.learning_rate, train.decay_every, train.lr_decay, staircase=True)
     return schedule(step)
@@ -190,8 +195,8 @@ def train_step(state: TrainState, batch: Batch, key: jax.Array, *, config: VitsC
     g_params = optax.apply_updates(state.generator, g_updates)
 
     metrics = dict(parts, generator=g_loss, discriminator=d_loss,
-                   generator_grad_norm=optax.tree.norm(g_grads),
-                   discriminator_grad_norm=optax.tree.norm(d_grads),
+                   generator_grad_norm=global_norm(g_grads),
+                   discriminator_grad_norm=global_norm(d_grads),
                    learning_rate=learning_rate(train, state.step),
                    frames_per_token=jnp.sum(aux.durations) / jnp.sum(text_mask))
     new_state = state.replace(step=state.step + 1, generator=g_params, discriminator=d_params,
