@@ -117,6 +117,31 @@ def test_train_errors(setup, capsys, tmp_path):
     assert "--steps must be >= 1" in capsys.readouterr().err
 
 
+def test_train_starts_from_given_discriminator_weights(setup, capsys, tmp_path):
+    import jax
+    import torch
+    from test_training_discriminators import torch_model
+
+    from vits_jax.training import DiscriminatorConfig, TrainConfig, TrainState, load_discriminator
+    from vits_jax.training.checkpoints import TrainCheckpoints
+
+    root, model = setup
+    weights = tmp_path / "D_0.pth"
+    torch.save({"model": torch_model(DiscriminatorConfig().scaled(16)).state_dict(), "iteration": 0}, weights)
+    out = tmp_path / "run"
+    argv = ["train", "--model", model, "--data", str(root / "train.csv"), "--out", str(out), "--steps", "1",
+            "--lr", "1e-12", "--discriminator", str(weights), *FAST]
+    assert cli.main(argv) == 0
+    assert f"discriminator: {weights}" in capsys.readouterr().err
+    # after one step at a negligible learning rate the discriminator is still the loaded one
+    loaded = load_discriminator(str(weights), DiscriminatorConfig().scaled(16))
+    like = TrainState.create(vits_jax.load(model).tree, loaded, TrainConfig())
+    with TrainCheckpoints(str(out / "checkpoints")) as ckpt:
+        saved = ckpt.restore(1, like, jax.random.key(0)).state.discriminator
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-9), saved, loaded)
+    assert cli.main([*argv[:-len(FAST)], "--discriminator", str(tmp_path / "none.pth"), *FAST]) == 1
+
+
 def test_train_device_count_errors(setup, capsys, tmp_path):
     root, model = setup
     data, out = str(root / "train.csv"), str(tmp_path / "o")

@@ -13,7 +13,7 @@ from torch.nn.utils import weight_norm
 
 from vits_jax.training.discriminators import (DiscriminatorConfig, MultiPeriodDiscriminator,
                                               discriminator_shapes, from_torch_state_dict,
-                                              init_discriminator)
+                                              init_discriminator, load_discriminator)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*weight_norm.*:FutureWarning")
 
@@ -119,6 +119,28 @@ def test_loader_accepts_parametrizations_and_reports_mismatches():
     msg = str(err.value)
     assert "discriminators_1/conv_post/bias" in msg and "discriminators.0.extra.weight" in msg
     assert "discriminators.2.convs.0.weight_v" in msg
+
+
+def test_load_discriminator_files(tmp_path):
+    from safetensors.torch import save_file
+
+    sd = torch_model(SMALL).state_dict()
+    expected = from_torch_state_dict(sd, SMALL)
+    files = {"D_100.pth": {"model": sd, "iteration": 100, "learning_rate": 2e-4},   # VITS' checkpoint
+             "state.bin": sd,
+             "whole.pt": {**{f"discriminator.{k}": v for k, v in sd.items()},
+                          "text_encoder.embed_tokens.weight": torch.zeros(3, 2)}}
+    for name, content in files.items():
+        torch.save(content, tmp_path / name)
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "state.safetensors"))
+    for name in [*files, "state.safetensors"]:
+        jax.tree.map(np.testing.assert_array_equal, load_discriminator(str(tmp_path / name), SMALL), expected)
+    # weights of another width: the error names the file and the mis-shaped keys
+    with pytest.raises(ValueError, match=r"(?s)state\.bin: .*discriminators\.0\.convs\.0\.weight_v"):
+        load_discriminator(str(tmp_path / "state.bin"), DiscriminatorConfig().scaled(8))
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match="does not hold a state dict"):
+        load_discriminator(str(tmp_path / "list.pth"), SMALL)
 
 
 def test_full_size_shapes():

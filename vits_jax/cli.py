@@ -423,7 +423,8 @@ def cmd_train(args) -> int:
                     batch_size=args.batch_size, learning_rate=args.lr, save_every=args.save_every,
                     sample_every=args.sample_every, keep=args.keep, seed=args.seed,
                     max_seconds=args.max_seconds, segment_frames=args.segment_frames, n_mels=args.n_mels,
-                    discriminator_scale=args.discriminator_scale, max_grad_norm=args.max_grad_norm,
+                    discriminator_scale=args.discriminator_scale,
+                    discriminator=args.discriminator, max_grad_norm=args.max_grad_norm,
                     sample_text=args.sample_text, fast_compile=args.fast_compile, devices=args.devices,
                     compute_dtype=None if args.compute_dtype == "float32" else args.compute_dtype)
     train(run)
@@ -515,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="decoder training window in frames (default: 32, VITS')")
     tr.add_argument("--n-mels", type=int, default=80, help="mel bands of the mel loss (default: 80)")
     tr.add_argument("--max-grad-norm", type=float, default=None, help="clip gradients to this global norm")
+    tr.add_argument("--discriminator", default=None, metavar="FILE",
+                    help="start the discriminator from these PyTorch weights (VITS' D_*.pth, a state "
+                         "dict .pth/.bin or .safetensors); default: random")
     tr.add_argument("--discriminator-scale", type=int, default=1, metavar="D",
                     help="divide the discriminator's widths by D (default: 1, VITS' discriminator)")
     tr.add_argument("--compute-dtype", choices=("float32", "bfloat16"), default="float32",

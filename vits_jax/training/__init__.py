@@ -11,7 +11,7 @@ Modules, in the order a training step uses them:
 """
 
 from .discriminators import (DiscriminatorConfig, MultiPeriodDiscriminator, from_torch_state_dict,
-                             init_discriminator)
+                             init_discriminator, load_discriminator)
 from .generator import GeneratorAux, GeneratorOutput, generator_forward, training_forward
 from .losses import LossWeights
 from .mas import maximum_path
@@ -21,5 +21,5 @@ from .step import Batch, TrainConfig, TrainState, init_state, make_train_step, t
 __all__ = ["Batch", "DiscriminatorConfig", "GeneratorAux", "GeneratorOutput", "LossWeights",
            "MultiPeriodDiscriminator", "SpectrogramConfig", "TrainConfig", "TrainState",
            "from_torch_state_dict",
-           "generator_forward", "init_discriminator", "init_state", "linear_spectrogram", "make_train_step",
+           "generator_forward", "init_discriminator", "init_state", "load_discriminator", "linear_spectrogram", "make_train_step",
            "maximum_path", "mel_spectrogram", "train_step", "training_forward"]

@@ -267,3 +267,33 @@ def from_torch_state_dict(state_dict: Mapping[str, Any], config: DiscriminatorCo
             node = node.setdefault(key, {})
         node[path[-1]] = value
     return tree
+
+
+def load_discriminator(path: str, config: DiscriminatorConfig = DiscriminatorConfig()):
+    """Discriminator params from a PyTorch checkpoint file: `.safetensors` (read without torch), or a
+    torch pickle (`.pth`/`.pt`/`.bin`, needs torch) holding the state dict itself or VITS' training
+    checkpoint `{"model": state_dict, "iteration": ..., ...}` (its D_*.pth files). A file of a whole
+    model whose discriminator keys start with `discriminator.` is reduced to those keys. Strict as
+    `from_torch_state_dict`."""
+    if str(path).endswith(".safetensors"):
+        from safetensors.numpy import load_file
+
+        state_dict = load_file(path)
+    else:
+        try:
+            import torch
+        except ImportError:
+            raise ImportError(f"reading {path} needs torch (pip install torch); or save the "
+                              "state dict as .safetensors") from None
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state_dict, Mapping) and isinstance(state_dict.get("model"), Mapping):
+            state_dict = state_dict["model"]
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"{path} does not hold a state dict (got {type(state_dict).__name__})")
+    if any(k.startswith("discriminator.") for k in state_dict):
+        state_dict = {k.removeprefix("discriminator."): v for k, v in state_dict.items()
+                      if k.startswith("discriminator.")}
+    try:
+        return from_torch_state_dict(state_dict, config)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None

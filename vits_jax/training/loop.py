@@ -18,7 +18,8 @@ it). Step i trains on `Batches.batch_at(i)` with key `fold_in(key(seed), i)`, so
 follows the same trajectory as an uninterrupted one.
 
 MMS checkpoints hold the generator only: the discriminator starts from random weights (with
-`discriminator_scale` dividing its widths, for small models and smoke tests).
+`discriminator_scale` dividing its widths, for small models and smoke tests), or from PyTorch
+discriminator weights given as `discriminator` (discriminators.load_discriminator).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 from ..checkpoint import VitsParams, save
 from .checkpoints import TrainCheckpoints
 from .data import Batches, load_dataset
-from .discriminators import DiscriminatorConfig, init_discriminator
+from .discriminators import DiscriminatorConfig, init_discriminator, load_discriminator
 from .spectrogram import SpectrogramConfig
 from .step import TrainConfig, TrainState, make_train_step
 
@@ -62,6 +63,7 @@ class RunConfig:
     segment_frames: int = 32             # decoder training window (VITS: 32 frames)
     n_mels: int = 80
     discriminator_scale: int = 1         # divide the discriminator's widths (1: VITS' discriminator)
+    discriminator: Optional[str] = None  # PyTorch discriminator weights to start from (else random)
     max_grad_norm: Optional[float] = None
     sample_text: Optional[str] = None    # default: the text of the first usable example
     fast_compile: bool = False           # low XLA optimisation: quicker start, slower steps
@@ -236,7 +238,14 @@ def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, fi
                                max_grad_norm=run.max_grad_norm, compute_dtype=run.compute_dtype)
     base = jax.random.key(run.seed)
     k_disc = jax.random.fold_in(base, 2 ** 32 - 1)   # a key no training step uses
-    state = TrainState.create(params.tree, init_discriminator(disc, k_disc), train_config)
+    if run.discriminator is not None:
+        if not os.path.isfile(run.discriminator):
+            raise FileNotFoundError(f"discriminator weights {run.discriminator} not found")
+        disc_params = load_discriminator(run.discriminator, disc)
+        echo(f"discriminator: {run.discriminator}")
+    else:
+        disc_params = init_discriminator(disc, k_disc)
+    state = TrainState.create(params.tree, disc_params, train_config)
 
     ckpt = TrainCheckpoints(os.path.join(out, "checkpoints"), save_every=run.save_every, keep=run.keep)
     start = 0
