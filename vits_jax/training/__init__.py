@@ -20,6 +20,6 @@ from .step import Batch, TrainConfig, TrainState, init_state, make_train_step, t
 
 __all__ = ["Batch", "DiscriminatorConfig", "GeneratorAux", "GeneratorOutput", "LossWeights",
            "MultiPeriodDiscriminator", "SpectrogramConfig", "TrainConfig", "TrainState",
-           "from_torch_state_dict",
-           "generator_forward", "init_discriminator", "init_state", "load_discriminator", "linear_spectrogram", "make_train_step",
-           "maximum_path", "mel_spectrogram", "train_step", "training_forward"]
+           "from_torch_state_dict", "generator_forward", "init_discriminator", "init_state",
+           "linear_spectrogram", "load_discriminator", "make_train_step", "maximum_path",
+           "mel_spectrogram", "train_step", "training_forward"]

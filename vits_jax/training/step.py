@@ -11,6 +11,10 @@ generator loss's gradient with respect to the generator's outputs is pulled back
 Optimisers: AdamW(lr 2e-4, b1 0.8, b2 0.99, eps 1e-9, weight decay 0.01 as torch's AdamW default),
 learning rate x 0.999875 every `decay_every` steps (VITS decays once per epoch), optional gradient
 clipping by global norm (VITS computes the norm but does not clip).
+
+Options: `compute_dtype="bfloat16"` runs the decoder and the discriminator in bf16 (params,
+optimiser state, losses and gradients stay float32); `make_train_step(..., devices=...)` trains
+data-parallel over a device mesh (batch split, state replicated), as synthesis does.
 """
 
 from __future__ import annotations
