@@ -80,6 +80,26 @@ def test_manifest_csv_and_jsonl(corpus):
         read_manifest(corpus / "bad.csv")
 
 
+def test_folder_of_pairs_or_with_metadata(corpus, tok):
+    wavs = corpus / "wavs"
+    (wavs / "a.txt").write_text("Hello\n  there.\n")      # whitespace folded into one line
+    (wavs / "c.txt").write_text("the last one")
+    rows = read_manifest(wavs)     # a b c junk long tiny, in name order; b, long, tiny have no .txt
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[0][1] == {"audio": str(wavs / "a.wav"), "text": "Hello there.", "speaker": None}
+    assert rows[1][1]["error"] == "b.wav: no transcript b.txt"
+    with pytest.warns(UserWarning, match="skipped 4 of 6 rows"):
+        ds = load_dataset(wavs, tok, sampling_rate=RATE, hop_length=HOP, max_seconds=2.0)
+    assert [os.path.basename(e.audio_path) for e in ds.examples] == ["a.wav", "c.wav"]
+    # a metadata.csv inside the folder takes precedence over the pairs
+    (corpus / "metadata.csv").write_text("audio,text\nwavs/c.wav,only this one\n")
+    assert [(r["audio"], r["text"]) for _, r in read_manifest(corpus)] == [(str(wavs / "c.wav"), "only this one")]
+    empty = corpus / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no metadata.csv / metadata.jsonl and no audio files"):
+        read_manifest(empty)
+
+
 def test_load_dataset_skips_each_kind_of_bad_row(corpus, tok):
     with pytest.warns(UserWarning, match="skipped 6 of 9 rows"):
         ds = load_dataset(corpus / "train.csv", tok, sampling_rate=RATE, hop_length=HOP, max_seconds=2.0)

@@ -499,7 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "Running again with the same --out resumes from the newest checkpoint.")
     tr.add_argument("--model", "-m", required=True,
                     help="the model to start from: a converted folder, a transformers folder or a hub id")
-    tr.add_argument("--data", required=True, metavar="MANIFEST", help="CSV or JSONL manifest")
+    tr.add_argument("--data", required=True, metavar="MANIFEST",
+                    help="CSV or JSONL manifest, or a folder of NAME.wav + NAME.txt pairs (or holding "
+                         "a metadata.csv)")
     tr.add_argument("--out", required=True, metavar="DIR", help="output folder")
     tr.add_argument("--steps", type=int, default=1000, help="total training steps (default: 1000)")
     tr.add_argument("--batch-size", type=int, default=8, help="clips per step (default: 8)")

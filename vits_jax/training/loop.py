@@ -50,7 +50,7 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 @dataclasses.dataclass
 class RunConfig:
     model: str                           # converted folder, transformers folder or hub id
-    data: str                            # manifest (CSV or JSONL)
+    data: str                            # manifest (CSV or JSONL), or a folder of NAME.wav + NAME.txt
     out: str                             # output folder
     steps: int = 1000
     batch_size: int = 8
@@ -205,7 +205,7 @@ def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, fi
         raise ValueError("--steps, --batch-size, --save-every and --sample-every must be >= 1")
     if not run.learning_rate > 0:
         raise ValueError(f"the learning rate must be positive, got {run.learning_rate}")
-    if not os.path.isfile(run.data):
+    if not os.path.exists(run.data):
         raise FileNotFoundError(f"manifest {run.data} not found")
     devices = _devices(run)
     folder = resolve(run.model)
