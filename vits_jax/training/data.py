@@ -174,12 +174,12 @@ def read_audio(path: str, use_soundfile: Optional[bool] = None) -> tuple[np.ndar
     """-> (mono waveform (S,) float32 in [-1, 1], sampling rate). Channels are averaged."""
     if use_soundfile is None:
         try:
-            import soundfile  # noqa: F401
+            import soundfile  # noqa: F401  (probe only)
             use_soundfile = True
         except ImportError:
             use_soundfile = False
     if use_soundfile:
-        import soundfile
+        import soundfile  # noqa: F811
 
         x, rate = soundfile.read(path, dtype="float32", always_2d=True)   # (S, channels)
     else:
