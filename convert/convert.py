@@ -40,6 +40,10 @@ def _load_bin(path: str) -> dict[str, np.ndarray]:
         raise ImportError(f"{path} is a PyTorch pickle; reading it needs torch "
                           "(pip install 'vits-jax[convert]'), or convert the folder to safetensors") from e
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        state = state["model"]   # a training checkpoint (VITS' G_*.pth / D_*.pth): {"model": ..., ...}
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path} does not hold a state dict (got {type(state).__name__})")
     return {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
 
 

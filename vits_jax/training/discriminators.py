@@ -270,26 +270,14 @@ def from_torch_state_dict(state_dict: Mapping[str, Any], config: DiscriminatorCo
 
 
 def load_discriminator(path: str, config: DiscriminatorConfig = DiscriminatorConfig()):
-    """Discriminator params from a PyTorch checkpoint file: `.safetensors` (read without torch), or a
-    torch pickle (`.pth`/`.pt`/`.bin`, needs torch) holding the state dict itself or VITS' training
-    checkpoint `{"model": state_dict, "iteration": ..., ...}` (its D_*.pth files). A file of a whole
-    model whose discriminator keys start with `discriminator.` is reduced to those keys. Strict as
-    `from_torch_state_dict`."""
-    if str(path).endswith(".safetensors"):
-        from safetensors.numpy import load_file
+    """Discriminator params from a PyTorch weights file, read by `convert.load_state_dict`:
+    `.safetensors` (no torch needed), or a torch pickle (`.pth`/`.pt`/`.bin`, needs torch) holding
+    the state dict itself or VITS' training checkpoint `{"model": state_dict, ...}` (its D_*.pth
+    files). A file of a whole model whose discriminator keys start with `discriminator.` is reduced
+    to those keys. Strict as `from_torch_state_dict`."""
+    from convert import load_state_dict  # torch stays in convert/
 
-        state_dict = load_file(path)
-    else:
-        try:
-            import torch
-        except ImportError:
-            raise ImportError(f"reading {path} needs torch (pip install torch); or save the "
-                              "state dict as .safetensors") from None
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state_dict, Mapping) and isinstance(state_dict.get("model"), Mapping):
-            state_dict = state_dict["model"]
-    if not isinstance(state_dict, Mapping):
-        raise ValueError(f"{path} does not hold a state dict (got {type(state_dict).__name__})")
+    state_dict = load_state_dict(path)
     if any(k.startswith("discriminator.") for k in state_dict):
         state_dict = {k.removeprefix("discriminator."): v for k, v in state_dict.items()
                       if k.startswith("discriminator.")}
