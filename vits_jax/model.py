@@ -79,13 +79,19 @@ class VitsModel(nn.Module):
         prior = means + noise * jnp.exp(log_variances) * noise_scale
         latents = self.flow(prior, mask, speaker, reverse=True)
         spectrogram = latents * mask
-        if decoder_dtype is None:
-            waveform = self.decoder(spectrogram, speaker, lengths=lengths)     # (B, S)
-        else:
-            waveform = self.decoder(spectrogram.astype(decoder_dtype),
-                                    None if speaker is None else speaker.astype(decoder_dtype),
-                                    lengths=lengths).astype(jnp.float32)
+        waveform = self.decode(spectrogram, speaker, lengths, decoder_dtype)    # (B, S)
         return waveform, spectrogram, lengths
+
+    def decode(self, spectrogram, speaker, lengths=None, dtype=None):
+        """HiFi-GAN: latents (B, F, Z), speaker (B, 1, E) or None -> waveform (B, F*hop) float32.
+
+        dtype: compute dtype of the decoder's activations (its params must already be of it, see
+        `cast_decoder`); None computes in the latents' dtype.
+        """
+        if dtype is None:
+            return self.decoder(spectrogram, speaker, lengths=lengths)
+        return self.decoder(spectrogram.astype(dtype), None if speaker is None else speaker.astype(dtype),
+                            lengths=lengths).astype(jnp.float32)
 
     def __call__(self, input_ids, padding_mask, speaker_ids=None, *, sdp_noise, prior_noise,
                  noise_scale, noise_scale_duration, length_scale, num_frames: int):
@@ -114,6 +120,14 @@ class VitsModel(nn.Module):
             self.duration_predictor(hidden, padding_mask, speaker, noise=jnp.zeros((b, t, 2)),
                                     durations=jnp.ones((b, t, 1)), reverse=False)
         return out
+
+
+def cast_decoder(tree: dict, dtype) -> dict:
+    """The param tree with the decoder's leaves cast to `dtype` (None: unchanged). Casting inside
+    a differentiated function keeps the gradients of the float32 params float32."""
+    if dtype is None:
+        return tree
+    return {**tree, "decoder": jax.tree.map(lambda x: x.astype(dtype), tree["decoder"])}
 
 
 def init_params(config: VitsConfig, key: jax.Array):

@@ -37,7 +37,7 @@ import numpy as np
 from . import sharding
 from .checkpoint import split_params
 from .config import VitsConfig
-from .model import VitsModel
+from .model import VitsModel, cast_decoder
 
 MAX_TOKENS = 2048          # longest accepted input (tokens per item)
 MAX_FRAMES = 2 ** 16       # most frames rendered without `max_frames` (~17 min at MMS's 16 kHz)
@@ -114,10 +114,8 @@ def _render(tree, means, log_variances, durations, speakers, keys, prior_noise, 
     """
     if prior_noise is None:
         prior_noise = _positional_normal(keys, _PRIOR_STREAM, num_frames, config.flow_size)
-    if dtype is not None:
-        tree = {**tree, "decoder": jax.tree.map(lambda x: x.astype(dtype), tree["decoder"])}
     waveform, _, _ = VitsModel(config).apply(
-        {"params": tree}, means, log_variances, durations, speakers, prior_noise,
+        {"params": cast_decoder(tree, dtype)}, means, log_variances, durations, speakers, prior_noise,
         noise_scale[:, None, None], num_frames, dtype, method=VitsModel.render)
     return waveform
 

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from ..config import VitsConfig
-from ..model import VitsModel
+from ..model import VitsModel, cast_decoder
 from . import losses
 from .mas import gaussian_log_likelihood, maximum_path
 from .segments import random_starts, slice_segments
@@ -91,12 +91,8 @@ def training_forward(module: VitsModel, input_ids, text_mask, spectrogram, frame
 
     frame_lengths = jnp.sum(frame_mask[..., 0], axis=-1).astype(jnp.int32)     # (B,)
     starts = random_starts(k_segment, frame_lengths, segment_frames)
-    segment = slice_segments(z, starts, segment_frames)                        # (B, L, Z)
-    if decoder_dtype is None:
-        waveform = module.decoder(segment, speaker)                            # (B, L * hop)
-    else:
-        waveform = module.decoder(segment.astype(decoder_dtype),
-                                  None if speaker is None else speaker.astype(decoder_dtype)).astype(jnp.float32)
+    waveform = module.decode(slice_segments(z, starts, segment_frames), speaker,
+                             dtype=decoder_dtype)                              # (B, L * hop)
 
     return (GeneratorOutput(waveform, z_p, logs_q, m_p, logs_p, duration_loss),
             GeneratorAux(starts, alignment, durations))
@@ -109,9 +105,7 @@ def generator_forward(params, config: VitsConfig, input_ids, text_mask, spectrog
     decoder_dtype (e.g. jnp.bfloat16): the decoder computes in it; params stay float32 (cast here,
     so their gradients are float32)."""
     k_forward, k_dropout = jax.random.split(key)
-    if decoder_dtype is not None:
-        params = {**params, "decoder": jax.tree.map(lambda x: x.astype(decoder_dtype), params["decoder"])}
     return VitsModel(config).apply(
-        {"params": params}, input_ids, text_mask, spectrogram, frame_mask, speaker_ids,
+        {"params": cast_decoder(params, decoder_dtype)}, input_ids, text_mask, spectrogram, frame_mask, speaker_ids,
         key=k_forward, segment_frames=segment_frames, deterministic=deterministic, decoder_dtype=decoder_dtype,
         rngs={"dropout": k_dropout}, method=training_forward)
