@@ -22,9 +22,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-# The tests' training config: hop 64, 129 bins, hidden 16 (as tests/conftest.py TRAIN_TINY).
+# The tests' training config: hop 64, 129 bins, hidden 16 (tests/conftest.py TRAIN_TINY, spelled
+# out here because importing conftest would also switch the matmul precision to "highest").
 TINY = dict(vocab_size=38, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, window_size=2,
             ffn_dim=24, ffn_kernel_size=3, flow_size=8, spectrogram_bins=129,
             upsample_initial_channel=32, upsample_rates=[8, 8], upsample_kernel_sizes=[16, 16],
