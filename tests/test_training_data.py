@@ -140,6 +140,32 @@ def test_readers_and_resampling_agree(corpus):
     assert resample(x_wave, 22050, 22050) is not None
 
 
+def test_one_wav_reader_with_soundfiles_scale(tmp_path):
+    """audio.read_wav is the one reader (training's read_audio falls back to it): 16-bit PCM
+    divided by 32768 exactly as soundfile/libsndfile does, so both give identical samples; what
+    audio.write_wav writes reads back within 1/32768."""
+    import soundfile
+
+    from vits_jax import audio
+    from vits_jax.training import data
+
+    assert data.read_audio is audio.read_audio and data.resample is audio.resample
+    path = tmp_path / "full_scale.wav"
+    pcm = np.array([0, 1, -1, 16384, -16384, 32767, -32768], "<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(RATE)
+        w.writeframes(pcm.tobytes())
+    x, rate = audio.read_wav(path)
+    reference, reference_rate = soundfile.read(str(path), dtype="float32")
+    assert rate == reference_rate == RATE and x.dtype == np.float32
+    np.testing.assert_array_equal(x, reference)                       # bit-identical
+    np.testing.assert_array_equal(x, pcm / np.float32(32768))
+    assert x.min() == -1.0 and x.max() < 1.0
+    y = np.array([0.0, 0.25, -0.5, 1.0, -1.0], np.float32)
+    audio.write_wav(tmp_path / "round.wav", y, RATE)
+    assert np.max(np.abs(audio.read_wav(tmp_path / "round.wav")[0] - y)) <= 1 / 32768
+
+
 def test_batches_are_bucketed_padded_and_deterministic(corpus, tok):
     with pytest.warns(UserWarning):
         ds = load_dataset(corpus / "train.csv", tok, sampling_rate=RATE, hop_length=HOP, max_seconds=2.0)

@@ -1,6 +1,9 @@
 """Training VITS in JAX: alignment search, spectrograms, discriminators, losses, the train step.
 
 Modules, in the order a training step uses them:
+  manifest.py        CSV / JSONL / folder manifests -> numbered rows
+  dataset.py         rows -> tokenized, resampled examples (bad rows recorded, not fatal)
+  batches.py         deterministic, length-bucketed batches (data.py: one import path for the three)
   spectrogram.py     waveform -> linear / mel spectrogram (VITS' STFT settings)
   mas.py             monotonic alignment search (jitted, batched, masked)
   segments.py        random latent segments and their matching audio
@@ -8,6 +11,7 @@ Modules, in the order a training step uses them:
   discriminators.py  multi-period + scale discriminator
   losses.py          mel L1, KL, duration, least-squares adversarial and feature matching losses
   step.py            TrainState and the jitted generator + discriminator update
+  loop.py            `vits-jax train`: data, steps, samples (vits_jax.speak), checkpoints, logs
 """
 
 from .discriminators import (DiscriminatorConfig, MultiPeriodDiscriminator, from_torch_state_dict,
