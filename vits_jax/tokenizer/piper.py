@@ -1,0 +1,293 @@
+"""Piper voices' tokenizer: text -> espeak-ng IPA -> ids through the voice's ``phoneme_id_map``.
+
+Piper (rhasspy/piper1-gpl) phonemizes text clause by clause with espeak-ng, appends each
+clause's terminator (``. ? ! , : ;``; a space after ``, : ;``), removes language-switch flags
+such as ``(fr)``, splits the result into Unicode NFD code points and groups clauses into
+sentences at sentence-ending clauses. A sentence's ids are ``^ _ p1 _ p2 _ ... pn _ $`` (BOS,
+the pad after every phoneme, EOS), each phoneme mapped through ``phoneme_id_map`` (a phoneme may
+map to several ids); phonemes missing from the map are dropped (and reported here).
+
+Multi-sentence text: `phonemize` and `encode_sentences` give Piper's sentences one by one (what
+Piper synthesizes); `encode` joins them, with a space phoneme between, into one sequence, so a
+single-sentence text gets exactly Piper's ids. `split_sentences` returns the text of Piper's
+sentences, for callers that synthesize sentence by sentence.
+
+Shapes: ``encode(text)`` is ``2 * n_phonemes + 3`` ids.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ..text import DEFAULT_MAX_TOKENS, split_long
+from . import espeak
+from .base import TokenizerBase, preview
+from .normalize import ON_UNKNOWN, report
+
+__all__ = ["PiperTokenizer"]
+
+PAD, BOS, EOS = "_", "^", "$"
+_LANGUAGE_FLAG = re.compile(r"\([^)]+\)")
+_PHONEME_TYPES = ("espeak", "text")
+
+Clauses = Callable[[str, str], Sequence[tuple]]
+
+
+class PiperTokenizer(TokenizerBase):
+    """Tokenizer of a Piper voice (its ``.onnx.json``); same call contract as `Tokenizer`.
+
+    Args:
+        phoneme_id_map: phoneme -> list of ids (the config's ``phoneme_id_map``).
+        espeak_voice: espeak-ng voice (the config's ``espeak.voice``, e.g. ``"en-us"``).
+        phoneme_type: ``"espeak"`` or ``"text"`` (code points as phonemes); Piper's other
+            types (pinyin, ...) are refused with a ValueError.
+        vowel_clusters: phoneme sequences merged into one phoneme (the config's
+            ``vowel_clusters``), as Piper merges them.
+        num_symbols: the model's embedding size (``vocab_size``).
+        on_unknown: phonemes missing from the map: ``"warn"`` (default), ``"error"``, ``"ignore"``.
+        espeak_data: folder holding ``espeak-ng-data`` (default: the system's).
+        clauses: ``(text, voice) -> [(ipa, terminator, ends_sentence, ...)]``; defaults to
+            libespeak-ng (`vits_jax.tokenizer.espeak`). Tests pass Piper's own to compare.
+    """
+
+    def __init__(self, phoneme_id_map: Mapping[str, Sequence[int] | int], *, espeak_voice: str = "en-us",
+                 phoneme_type: str = "espeak", vowel_clusters: Iterable[Sequence[str]] | None = None,
+                 num_symbols: int | None = None, language: str | None = None, on_unknown: str = "warn",
+                 espeak_data: str | None = None, clauses: Clauses | None = None,
+                 config: Mapping[str, Any] | None = None) -> None:
+        if on_unknown not in ON_UNKNOWN:
+            raise ValueError(f"on_unknown must be one of {ON_UNKNOWN}, got {on_unknown!r}")
+        if phoneme_type not in _PHONEME_TYPES:
+            raise ValueError(f"Piper phoneme_type {phoneme_type!r} is not supported (supported: "
+                             f"{', '.join(_PHONEME_TYPES)})")
+        self.id_map = {str(k): [int(v)] if isinstance(v, int) else [int(i) for i in v]
+                       for k, v in phoneme_id_map.items()}
+        for symbol in (PAD, BOS, EOS):
+            if not self.id_map.get(symbol):
+                raise ValueError(f"phoneme_id_map has no {symbol!r} entry")
+        self.espeak_voice = espeak_voice
+        self.phoneme_type = phoneme_type
+        self.vowel_clusters = {tuple(c) for c in vowel_clusters or ()}
+        self.language = language
+        self.on_unknown = on_unknown
+        self.espeak_data = espeak_data
+        self._clauses = clauses
+        self.config = dict(config or {})
+        self.pad_token, self.pad_token_id = PAD, self.id_map[PAD][0]
+        self.add_blank = False
+        max_id = max(i for ids in self.id_map.values() for i in ids)
+        self._num_symbols = int(num_symbols) if num_symbols else max_id + 1
+        self._decode = {tuple(v): k for k, v in self.id_map.items()}
+
+    @classmethod
+    def load(cls, path: str, **overrides: Any) -> "PiperTokenizer":
+        """From a Piper voice's ``.onnx.json`` (or a converted folder's ``piper.json``)."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                config = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not valid JSON ({e})") from None
+        if not isinstance(config, dict) or "phoneme_id_map" not in config:
+            raise ValueError(f"{path} has no phoneme_id_map: not a Piper voice config")
+        language = config.get("language")
+        kwargs: dict[str, Any] = dict(
+            espeak_voice=(config.get("espeak") or {}).get("voice", "en-us"),
+            phoneme_type=config.get("phoneme_type", "espeak"),
+            vowel_clusters=config.get("vowel_clusters"),
+            num_symbols=config.get("num_symbols"),
+            language=language.get("code") if isinstance(language, dict) else language,
+            config=config)
+        kwargs.update(overrides)
+        return cls(config["phoneme_id_map"], **kwargs)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def vocab_size(self) -> int:
+        return self._num_symbols
+
+    @property
+    def padding_id(self) -> int:
+        return self.pad_token_id
+
+    def __repr__(self) -> str:
+        return (f"PiperTokenizer(vocab_size={self.vocab_size}, espeak_voice={self.espeak_voice!r}, "
+                f"phoneme_type={self.phoneme_type!r})")
+
+    # ------------------------------------------------------------------ front-end
+    def _clause_list(self, text: str) -> list[tuple]:
+        if self._clauses is not None:
+            return list(self._clauses(text, self.espeak_voice))
+        try:
+            return espeak.clause_spans(text, self.espeak_voice, self.espeak_data)
+        except espeak.EspeakError as e:
+            raise RuntimeError(f"Piper voices need espeak-ng: {e}") from None
+
+    def _sentences(self, text: str) -> list[tuple[list[str], int, int]]:
+        """Piper's sentences of phonemes, each with its text span (when the backend gives one)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if self.phoneme_type == "text":
+            return [(list(unicodedata.normalize("NFD", text)), 0, len(text))]
+        sentences: list[tuple[list[str], int, int]] = []
+        current: list[str] = []
+        start = None
+        end = 0
+        for clause in self._clause_list(text):
+            ipa, terminator, ends = clause[:3]
+            if start is None:
+                start = clause[3] if len(clause) > 3 else 0
+            end = clause[4] if len(clause) > 4 else len(text)
+            ipa = _LANGUAGE_FLAG.sub("", ipa) + terminator
+            if terminator in (",", ":", ";"):
+                ipa += " "  # a clause break inside a sentence
+            current.extend(unicodedata.normalize("NFD", ipa))
+            if ends:
+                sentences.append((self._merge_clusters(current), start, end))
+                current, start = [], None
+        if current:
+            sentences.append((self._merge_clusters(current), start or 0, end))
+        while sentences and not sentences[-1][0]:
+            sentences.pop()
+        return sentences
+
+    def _merge_clusters(self, phonemes: list[str]) -> list[str]:
+        if not self.vowel_clusters:
+            return phonemes
+        longest = max(len(c) for c in self.vowel_clusters)
+        out, i = [], 0
+        while i < len(phonemes):
+            for n in range(min(longest, len(phonemes) - i), 1, -1):
+                if tuple(phonemes[i:i + n]) in self.vowel_clusters:
+                    out.append("".join(phonemes[i:i + n]))
+                    i += n
+                    break
+            else:
+                out.append(phonemes[i])
+                i += 1
+        return out
+
+    def phonemize(self, text: str) -> list[list[str]]:
+        """Piper's ``PiperVoice.phonemize``: a list of sentences, each a list of phonemes."""
+        return [s for s, _, _ in self._sentences(text)]
+
+    # ------------------------------------------------------------------ ids
+    def phonemes_to_ids(self, phonemes: Sequence[str], *, text: str | None = None) -> list[int]:
+        """``^ _ p1 _ ... pn _ $`` through the id map; unknown phonemes dropped and reported."""
+        ids = list(self.id_map[BOS]) + self.id_map[PAD]
+        missing: dict[str, None] = {}
+        for p in phonemes:
+            if p not in self.id_map:
+                missing[p] = None
+                continue
+            ids += self.id_map[p] + self.id_map[PAD]
+        ids += self.id_map[EOS]
+        report(missing, text if text is not None else "".join(phonemes), self.on_unknown,
+               what="phoneme_id_map")
+        return ids
+
+    def _phonemes(self, text: str) -> list[str]:
+        sentences = self.phonemize(text)
+        if not sentences:
+            raise ValueError(f"text {preview(text)} gives no phonemes (nothing espeak-ng can speak)")
+        joined: list[str] = []
+        for k, s in enumerate(sentences):
+            if k:
+                joined.append(" ")
+            joined.extend(s)
+        return joined
+
+    def tokenize(self, text: str) -> list[str]:
+        """The phoneme symbols behind `encode`'s ids, BOS / pads / EOS included."""
+        out = [BOS, PAD]
+        for p in self._phonemes(text):
+            if p in self.id_map:
+                out += [p] * len(self.id_map[p]) + [PAD]
+        return out + [EOS]
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of `text`; Piper's ids for a one-sentence text, sentences joined by a space
+        phoneme otherwise (see the module docstring)."""
+        return self.phonemes_to_ids(self._phonemes(text), text=text)
+
+    def encode_sentences(self, text: str) -> list[list[int]]:
+        """Piper's ids sentence by sentence: ``[phonemes_to_ids(s) for s in phonemize(text)]``."""
+        return [self.phonemes_to_ids(s, text=text) for s in self.phonemize(text)]
+
+    def split_sentences(self, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[str]:
+        """The text of each of Piper's sentences, a sentence longer than `max_tokens` ids cut
+        further at clause marks and spaces (`vits_jax.text.split_long`)."""
+        out: list[str] = []
+        for phonemes, start, end in self._sentences(text):
+            piece = " ".join(text[start:end].split())
+            if not piece:
+                continue
+            if 2 * len(phonemes) + 3 <= max_tokens:
+                out.append(piece)
+            else:
+                out.extend(split_long(piece, max_tokens, count=lambda s: len(self.tokenize(s))))
+        return out
+
+    def encode_words(self, text: str) -> tuple[list[int], list[tuple[str, int, int]]]:
+        """``(ids, [(word, first, end)])``; see `TokenizerBase.encode_words`.
+
+        espeak-ng's words are the space-separated runs of the phonemes. Each text word is
+        phonemized alone to count the espeak words it makes; when the counts add up they are
+        assigned in order, otherwise (espeak-ng joins some words, e.g. "of the" -> "ʌvðə") the
+        phoneme words are shared out in proportion to those counts."""
+        phonemes = self._phonemes(text)
+        ids = self.encode(text)
+        # phoneme index -> token index (BOS, pad, then one symbol + pad per mapped phoneme)
+        token_at, t = [], 2
+        for p in phonemes:
+            token_at.append(t)
+            if p in self.id_map:
+                t += len(self.id_map[p]) + 1
+        groups: list[tuple[int, int]] = []  # phoneme index ranges of espeak words
+        k = 0
+        while k < len(phonemes):
+            if phonemes[k] == " ":
+                k += 1
+                continue
+            j = k
+            while j < len(phonemes) and phonemes[j] != " ":
+                j += 1
+            groups.append((k, j))
+            k = j
+        words = text.split()
+        counts = []
+        for w in words:
+            sentences = self.phonemize(w)
+            counts.append(sum(len("".join(s).split()) for s in sentences))
+        total = sum(counts)
+        if total != len(groups) and total:
+            scale = len(groups) / total
+            edges = [round(sum(counts[:i + 1]) * scale) for i in range(len(counts))]
+            counts = [e - (edges[i - 1] if i else 0) for i, e in enumerate(edges)]
+        spans = []
+        g = 0
+        cursor = 2
+        for w, n in zip(words, counts):
+            mine = groups[g:g + n]
+            g += n
+            if mine:
+                first = token_at[mine[0][0]]
+                last = token_at[mine[-1][1] - 1]
+                cursor = last + 2
+                spans.append((w, first, cursor - 1))
+            else:
+                spans.append((w, cursor, cursor))
+        return ids, spans
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids back to phonemes, BOS / pad / EOS removed (single-id phonemes only)."""
+        out = []
+        for idx in ids:
+            symbol = self._decode.get((int(idx),))
+            if symbol is None:
+                raise ValueError(f"id {int(idx)} is not in the phoneme_id_map")
+            if symbol not in (PAD, BOS, EOS):
+                out.append(symbol)
+        return "".join(out)
