@@ -130,13 +130,14 @@ def clause_spans(text: str, voice: str, data_path: str | None = None
         buf = ctypes.create_string_buffer(raw)
         base = ctypes.addressof(buf)
         ptr = ctypes.c_void_p(base)
+        start = 0  # espeak-ng's pointer overshoots by one character: the clause starts here
         while ptr.value:
-            start = char_at[ptr.value - base]
             ipa = lib.espeak_TextToPhonemes(ctypes.byref(ptr), _CHARS_UTF8, _PHONEMES_IPA)
             ipa = (ipa or b"").decode("utf-8", "replace")
             if ptr.value:  # the pointer sits one character past the clause's end
                 end = max(start, char_at[ptr.value - base] - 1)
                 out.append((ipa, *_terminator(text[start:end], at_end=False), start, end))
+                start = end
             else:
                 out.append((ipa, *_terminator(text[start:], at_end=True), start, len(text)))
     return out

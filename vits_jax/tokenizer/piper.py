@@ -234,9 +234,9 @@ class PiperTokenizer(TokenizerBase):
         """``(ids, [(word, first, end)])``; see `TokenizerBase.encode_words`.
 
         espeak-ng's words are the space-separated runs of the phonemes. Each text word is
-        phonemized alone to count the espeak words it makes; when the counts add up they are
-        assigned in order, otherwise (espeak-ng joins some words, e.g. "of the" -> "ʌvðə") the
-        phoneme words are shared out in proportion to those counts."""
+        phonemized alone and takes the next espeak word(s) in order; when an espeak word starts
+        with a text word's phonemes but is longer (espeak-ng joins some words, e.g. "of the" ->
+        "ʌvðə"), the words it joined share its span."""
         phonemes = self._phonemes(text)
         ids = self.encode(text)
         # phoneme index -> token index (BOS, pad, then one symbol + pad per mapped phoneme)
@@ -256,29 +256,30 @@ class PiperTokenizer(TokenizerBase):
                 j += 1
             groups.append((k, j))
             k = j
-        words = text.split()
-        counts = []
-        for w in words:
-            sentences = self.phonemize(w)
-            counts.append(sum(len("".join(s).split()) for s in sentences))
-        total = sum(counts)
-        if total != len(groups) and total:
-            scale = len(groups) / total
-            edges = [round(sum(counts[:i + 1]) * scale) for i in range(len(counts))]
-            counts = [e - (edges[i - 1] if i else 0) for i, e in enumerate(edges)]
+        def key(chars) -> str:  # what identifies a word: its segments, without stress or punctuation
+            return "".join(c for c in chars if c not in "ˈˌ " and not unicodedata.category(c).startswith("P"))
+
+        keys = [key(phonemes[lo:hi]) for lo, hi in groups]
         spans = []
-        g = 0
-        cursor = 2
-        for w, n in zip(words, counts):
-            mine = groups[g:g + n]
-            g += n
-            if mine:
-                first = token_at[mine[0][0]]
-                last = token_at[mine[-1][1] - 1]
-                cursor = last + 2
-                spans.append((w, first, cursor - 1))
+        g, rest, cursor = 0, None, 2
+        for word in text.split():
+            alone = [key(w) for s in self.phonemize(word) for w in "".join(s).split()]
+            taken = []
+            for k in filter(None, alone):
+                if g >= len(groups):
+                    break
+                current = keys[g] if rest is None else rest
+                taken.append(g)
+                if current != k and current.startswith(k):
+                    rest = current[len(k):]  # espeak-ng joined this word with the next
+                else:
+                    rest, g = None, g + 1
+            if taken:
+                first, end = token_at[groups[taken[0]][0]], token_at[groups[taken[-1]][1] - 1] + 1
+                spans.append((word, first, end))
+                cursor = end
             else:
-                spans.append((w, cursor, cursor))
+                spans.append((word, cursor, cursor))
         return ids, spans
 
     def decode(self, ids: Iterable[int]) -> str:
