@@ -494,3 +494,62 @@ def test_module_does_not_import_torch_or_transformers():
     )
     env = dict(os.environ, PYTHONPATH=str(root))
     subprocess.run([sys.executable, "-c", code, str(MMS_ENG)], check=True, env=env, cwd=root)
+
+
+# ---------------------------------------------------------------- issue 12 item 2: nothing silent
+def test_dropped_characters_are_reported():
+    import warnings
+
+    from vits_jax.tokenizer import UnknownCharactersError
+
+    text = "Привет мир, hello."
+    ref = VitsTokenizer.from_pretrained(str(MMS_ENG))(text).input_ids
+    with pytest.warns(UserWarning, match="'п'.*'р'") as record:
+        ids = Tokenizer.load(MMS_ENG).encode(text)
+    assert ids == ref  # same ids as transformers, but not silently
+    assert "','" not in str(record[0].message)  # punctuation is not speech: not reported
+    with pytest.raises(UnknownCharactersError, match="'п'"):
+        Tokenizer.load(MMS_ENG, on_unknown="error").encode(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Tokenizer.load(MMS_ENG, on_unknown="ignore").encode(text) == ref
+        assert Tokenizer.load(MMS_ENG).encode("hello, world.") == Tokenizer.load(MMS_ENG).encode("hello world")
+    with pytest.raises(ValueError, match="on_unknown"):
+        Tokenizer.load(MMS_ENG, on_unknown="loud")
+
+
+def test_fold_diacritics():
+    tok = Tokenizer.load(MMS_ENG, fold_diacritics=True)
+    with pytest.warns(UserWarning, match="replaced 'é' by 'e'"):
+        assert tok.prepare_text("Café") == "cafe"
+    assert Tokenizer.load(MMS_ENG, on_unknown="ignore").prepare_text("Café") == "caf"  # transformers
+
+
+def test_expand_numbers():
+    from num2words import num2words
+
+    tok = Tokenizer.load(MMS_ENG, expand_numbers=True)
+    text = "In 1997 at 8:45 I paid $3.50 for the 21st item, 1,234 times."
+    prepared = tok.prepare_text(text)
+    for words in (num2words(1997, to="year"), "eight forty-five", num2words(21, to="ordinal"),
+                  num2words(1234), "three dollars"):
+        assert words.replace(",", "") in prepared, (words, prepared)
+    assert not any(c.isdigit() for c in prepared)
+    assert Tokenizer.load(MMS_ENG, on_unknown="ignore").prepare_text("in 1997") == "in 1"  # off by default: only the 1 is in the vocabulary
+    deu = Tokenizer(dict(Tokenizer.load(MMS_ENG).vocab), language="deu", phonemize=False,
+                    expand_numbers=True, on_unknown="ignore")
+    assert deu.number_language == "de"
+    assert "neunzehnhundert" in deu.prepare_text("1997")
+
+
+def test_encode_words_characters():
+    tok = Tokenizer.load(MMS_ENG)
+    text = "Hello  big, world"
+    ids, spans = tok.encode_words(text)
+    assert ids == tok.encode(text)
+    assert [w for w, _, _ in spans] == ["Hello", "big,", "world"]
+    for word, first, end in spans:
+        letters = word.lower().strip(",")
+        assert tok.decode([0] + ids[first:end] + [0]) == letters  # blanks interleaved inside
+        assert (end - first) == 2 * len(letters) - 1
+    assert spans[0][1] == 1 and spans[-1][2] == len(ids) - 1
