@@ -51,13 +51,16 @@ class PiperTokenizer(TokenizerBase):
         espeak_data: folder holding ``espeak-ng-data`` (default: the system's).
         clauses: ``(text, voice) -> [(ipa, terminator, ends_sentence, ...)]``; defaults to
             libespeak-ng (`vits_jax.tokenizer.espeak`). Tests pass Piper's own to compare.
+        expand_numbers, fold_diacritics: accepted so callers need not branch on the tokenizer
+            kind; espeak-ng already speaks numbers and accented letters, so they change nothing.
     """
 
     def __init__(self, phoneme_id_map: Mapping[str, Sequence[int] | int], *, espeak_voice: str = "en-us",
                  phoneme_type: str = "espeak", vowel_clusters: Iterable[Sequence[str]] | None = None,
                  num_symbols: int | None = None, language: str | None = None, on_unknown: str = "warn",
                  espeak_data: str | None = None, clauses: Clauses | None = None,
-                 config: Mapping[str, Any] | None = None) -> None:
+                 config: Mapping[str, Any] | None = None, expand_numbers: bool = False,
+                 fold_diacritics: bool = False) -> None:
         if on_unknown not in ON_UNKNOWN:
             raise ValueError(f"on_unknown must be one of {ON_UNKNOWN}, got {on_unknown!r}")
         if phoneme_type not in _PHONEME_TYPES:
