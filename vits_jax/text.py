@@ -6,6 +6,13 @@ sentences on sentence punctuation and cuts a sentence whose token count exceeds 
 further, at clause punctuation (commas, semicolons, dashes) and then at spaces, packing as many
 words into each piece as fit. Only a single "word" longer than the limit is cut mid-word.
 
+Every step is linear in the text's length (a 100k-character word splits in well under a
+second): abbreviations are checked on the word before each full stop only, and an over-long word
+is cut by galloping search over prefixes no longer than twice the piece.
+
+Piper voices split as Piper does (espeak-ng's sentence clauses): `PiperTokenizer.split_sentences`;
+callers use ``tokenizer.split_sentences(text, max_tokens)`` whatever the tokenizer kind.
+
 Token counts come from a caller-supplied `count` (e.g. ``lambda s: len(tok.encode(s))``); the
 default counts characters the way an ``add_blank`` tokenizer does (``2 * len + 1``).
 """

@@ -41,6 +41,7 @@ import json
 import os
 from typing import Any, Iterable, Mapping
 
+from ..text import DEFAULT_MAX_TOKENS, split_text
 from .base import TokenizerBase, preview, spans_from_positions
 from .locate import locate
 from .normalize import ON_UNKNOWN, filter_vocabulary, lowercase_keeping, report
@@ -240,6 +241,13 @@ class Tokenizer(TokenizerBase):
     def tokenize(self, text: str) -> list[str]:
         """Token strings (transformers' ``tokenize``), before the unknown-token check."""
         return self.vocabulary.tokens(self.prepare_text(text))[0]
+
+    def split_sentences(self, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[str]:
+        """Text -> pieces of at most `max_tokens` ids each, cut at sentence ends, then clause
+        marks, then spaces (`vits_jax.text.split_text` with this tokenizer's counts; dropped
+        characters are reported when the pieces are encoded, not while counting)."""
+        return split_text(text, max_tokens,
+                          count=lambda s: len(self.vocabulary.tokens(self._prepare(s, "ignore"))[0]))
 
     # ------------------------------------------------------------------ ids
     def _ids(self, text: str, prepared: str, tokens: list[str]) -> list[int]:

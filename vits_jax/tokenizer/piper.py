@@ -31,6 +31,7 @@ __all__ = ["PiperTokenizer"]
 
 PAD, BOS, EOS = "_", "^", "$"
 _LANGUAGE_FLAG = re.compile(r"\([^)]+\)")
+_RAW_BLOCK = re.compile(r"(\[\[.*?\]\])")
 _PHONEME_TYPES = ("espeak", "text")
 
 Clauses = Callable[[str, str], Sequence[tuple]]
@@ -128,8 +129,10 @@ class PiperTokenizer(TokenizerBase):
         except espeak.EspeakError as e:
             raise RuntimeError(f"Piper voices need espeak-ng: {e}") from None
 
-    def _sentences(self, text: str) -> list[tuple[list[str], int, int]]:
-        """Piper's sentences of phonemes, each with its text span (when the backend gives one)."""
+    def _sentences(self, text: str, keep_empty: bool = False) -> list[tuple[list[str], int, int]]:
+        """Piper's sentences of phonemes, each with its text span (when the backend gives one).
+        An empty last sentence is dropped unless `keep_empty` (Piper drops it after splicing
+        raw ``[[ ]]`` blocks)."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         if self.phoneme_type == "text":
@@ -152,7 +155,7 @@ class PiperTokenizer(TokenizerBase):
                 current, start = [], None
         if current:
             sentences.append((self._merge_clusters(current), start or 0, end))
-        while sentences and not sentences[-1][0]:
+        if sentences and not sentences[-1][0] and not keep_empty:
             sentences.pop()
         return sentences
 
@@ -173,8 +176,36 @@ class PiperTokenizer(TokenizerBase):
         return out
 
     def phonemize(self, text: str) -> list[list[str]]:
-        """Piper's ``PiperVoice.phonemize``: a list of sentences, each a list of phonemes."""
-        return [s for s, _, _ in self._sentences(text)]
+        """Piper's ``PiperVoice.phonemize``: a list of sentences, each a list of phonemes.
+
+        As in Piper, ``[[ ... ]]`` holds raw phonemes (one per code point), spliced into the
+        current sentence, with a space phoneme where the text has one around the block."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if self.phoneme_type != "espeak" or "[[" not in text:
+            return [s for s, _, _ in self._sentences(text)]
+        sentences: list[list[str]] = []
+        parts = _RAW_BLOCK.split(text)
+        after_raw = False
+        for i, part in enumerate(parts):
+            if part.startswith("[["):
+                if not sentences:
+                    sentences.append([])
+                if i > 0 and parts[i - 1].endswith(" "):
+                    sentences[-1].append(" ")
+                sentences[-1].extend(part[2:-2].strip())
+                if i < len(parts) - 1 and parts[i + 1].startswith(" "):
+                    sentences[-1].append(" ")
+                after_raw = True
+                continue
+            found = [s for s, _, _ in self._sentences(part, keep_empty=True)]
+            if after_raw and found:
+                sentences[-1].extend(found.pop(0))
+            sentences.extend(found)
+            after_raw = False
+        if sentences and not sentences[-1]:
+            sentences.pop()
+        return sentences
 
     # ------------------------------------------------------------------ ids
     def phonemes_to_ids(self, phonemes: Sequence[str], *, text: str | None = None) -> list[int]:
