@@ -175,7 +175,7 @@ def shared_uroman(monkeypatch):
 
     Romanization is a pure function of the text, so this only changes the speed.
     """
-    uroman = pytest.importorskip("uroman")
+    import uroman
     from vits_jax.tokenizer import romanize
 
     instance = romanize._uroman()
@@ -350,7 +350,7 @@ def test_uroman_matches_transformers(tmp_path, shared_uroman):
 
 def test_uroman_per_call_instance_matches(tmp_path):
     """One string through transformers' real code path (a fresh Uroman per call)."""
-    pytest.importorskip("uroman")
+    import uroman  # noqa: F401  (a test dependency)
     folder = _write_variant(MMS_ENG, tmp_path / "uroman", is_uroman=True)
     text = "Привет Γειά नमस्ते 你好 hello"
     expected = VitsTokenizer.from_pretrained(str(folder))(text).input_ids
@@ -378,7 +378,7 @@ PHONEMIZE_CORPUS = [
 def fresh_espeak():
     """Drop phonemizer's cached espeak backends (phonemizer >= 3.4) so earlier tests' voice
     switches cannot leak into this one."""
-    pytest.importorskip("phonemizer")
+    import phonemizer  # noqa: F401  (a test dependency)
     cache = getattr(sys.modules.get("phonemizer.phonemize"), "_BACKENDS_CACHE", None)
     if cache is not None:
         cache.clear()
