@@ -199,3 +199,23 @@ def test_encode_words_piper():
     assert ends[2] <= firsts[3]
     first, end = spans[0][1:]
     assert tok.decode(ids[first:end]) == "həlˈoʊ"
+
+
+def test_missing_espeak_data_is_a_clear_error(tmp_path):
+    # a fresh process: a failed initialisation leaves libespeak-ng's tables unusable
+    (tmp_path / "espeak-ng-data").mkdir()
+    code = (
+        "import sys\n"
+        "from vits_jax.tokenizer import Tokenizer\n"
+        f"tok = Tokenizer.load({JOE_JSON!r}, espeak_data=sys.argv[1])\n"
+        "try:\n"
+        "    tok.encode('Hello.')\n"
+        "except RuntimeError as e:\n"
+        "    print(e)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert run.returncode == 0, run.stderr  # no exit from inside libespeak-ng
+    assert "no usable voice data" in run.stdout and "apt install espeak-ng" in run.stdout
+    with pytest.raises(RuntimeError, match="has no voice 'xx-nowhere'.*apt install"):
+        PiperTokenizer({"_": [0], "^": [1], "$": [2]}, espeak_voice="xx-nowhere").encode("Hi.")

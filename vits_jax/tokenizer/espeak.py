@@ -35,7 +35,7 @@ __all__ = ["EspeakError", "clauses", "clause_spans", "INSTALL_HINT"]
 INSTALL_HINT = ("install espeak-ng (Debian/Ubuntu: `apt install espeak-ng`, macOS: "
                 "`brew install espeak-ng`)")
 
-_AUDIO_OUTPUT_SYNCHRONOUS = 2  # no audio device is opened
+_OUTPUT_SYNCHRONOUS = 0x0001  # ENOUTPUT_MODE_SYNCHRONOUS: no audio device is opened
 _CHARS_UTF8 = 1
 _PHONEMES_IPA = 0x02
 
@@ -49,7 +49,7 @@ _PUNCTUATION = {
     "\u2013": (";", False), "\u2014": (";", False),  # en and em dash: semicolon clauses
     "\u2026": ("", False),  # ellipsis: a semicolon that speaks its name, optional space after
 }
-# An ellipsis spelled as dots: espeak-ng reads three or more dots as U+2026.
+# Quotes and brackets after the mark do not change the clause type ("Yes." she said).
 _OPENERS_CLOSERS = "\"'“”‘’«»()[]{}"
 
 
@@ -80,18 +80,28 @@ def _library(data_path: str | None):
             continue
     if lib is None:
         raise EspeakError(f"the espeak-ng library (libespeak-ng) is not installed: {INSTALL_HINT}")
-    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-    lib.espeak_Initialize.restype = ctypes.c_int
+    lib.espeak_ng_InitializePath.argtypes = [ctypes.c_char_p]
+    lib.espeak_ng_Initialize.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+    lib.espeak_ng_Initialize.restype = ctypes.c_int
+    lib.espeak_ng_InitializeOutput.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p]
+    lib.espeak_ng_InitializeOutput.restype = ctypes.c_int
+    lib.espeak_ng_ClearErrorContext.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
     lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
     lib.espeak_SetVoiceByName.restype = ctypes.c_int
     lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
     lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-    if data_path is not None and not os.path.isdir(os.path.join(data_path, "espeak-ng-data")):
-        raise EspeakError(f"{data_path} holds no espeak-ng-data folder")
-    rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0,
-                                 data_path.encode() if data_path else None, 0)
-    if rate <= 0:
-        raise EspeakError(f"espeak-ng found no voice data (espeak-ng-data): {INSTALL_HINT}")
+    # The espeak_ng_* calls, not espeak_Initialize: that one exits the process when the data
+    # is missing; these return a status.
+    lib.espeak_ng_InitializePath(data_path.encode() if data_path else None)
+    context = ctypes.c_void_p()
+    status = lib.espeak_ng_Initialize(ctypes.byref(context))
+    if status != 0:
+        lib.espeak_ng_ClearErrorContext(ctypes.byref(context))
+        where = data_path or "the library's default location"
+        raise EspeakError(f"espeak-ng found no usable voice data (espeak-ng-data) in {where} "
+                          f"(status 0x{status & 0xFFFFFFFF:X}): {INSTALL_HINT}")
+    if lib.espeak_ng_InitializeOutput(_OUTPUT_SYNCHRONOUS, 0, None) != 0:
+        raise EspeakError("espeak-ng failed to initialise its (silent) output")
     _STATE.update(lib=lib, data=data_path)
     return lib
 
@@ -108,7 +118,7 @@ def _terminator(consumed: str, at_end: bool) -> tuple[str, bool]:
     if not tail:
         return "", at_end  # the end of the text ends a sentence; a long clause cut at a space does not
     if tail.startswith(".."):
-        return _PUNCTUATION["\u2026"]
+        return _PUNCTUATION["\u2026"]  # espeak-ng reads a run of dots as an ellipsis
     if set(tail) <= set(".!?"):
         return _PUNCTUATION[tail[0]]  # "?!" is a question: the first mark decides
     return _PUNCTUATION[tail[-1]]
@@ -135,6 +145,7 @@ def clause_spans(text: str, voice: str, data_path: str | None = None
         lib = _library(data_path)
         if _STATE["voice"] != voice:
             if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                _STATE["voice"] = None  # espeak-ng's current voice is now unknown: set it next time
                 raise EspeakError(f"espeak-ng has no voice {voice!r}: install its data ({INSTALL_HINT})")
             _STATE["voice"] = voice
         buf = ctypes.create_string_buffer(raw)
