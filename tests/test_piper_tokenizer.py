@@ -116,6 +116,7 @@ def test_call_contract_and_lengths():
     ids, mask = tok(["Hello world.", "A much longer sentence than the first one."])
     assert ids.shape == mask.shape and ids.dtype.name == "int32"
     assert tok.padding_id == 0 and tok.vocab_size == 256
+    assert json.loads(json.dumps(tok.describe()))["espeak_voice"] == "en-us"
     first = tok.encode("Hello world.")
     assert ids[0, : len(first)].tolist() == first and mask[0].sum() == len(first)
     assert (ids[0, len(first):] == 0).all()

@@ -201,6 +201,8 @@ def test_mms_eng_load_matches_transformers_attributes():
     tok = Tokenizer.load(MMS_ENG)
     flags = (tok.add_blank, tok.normalize, tok.phonemize, tok.is_uroman)
     assert flags == (True, True, False, False)
+    described = tok.describe()
+    assert (described["add_blank"], described["normalize"], described["phonemize"], described["is_uroman"]) == flags
     assert tok.language == "eng"
     assert tok.vocab_size == ref.vocab_size == 38
     assert tok.pad_token == ref.pad_token == "k"

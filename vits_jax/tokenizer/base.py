@@ -27,6 +27,10 @@ class TokenizerBase:
     def encode(self, text: str) -> list[int]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def describe(self) -> dict:  # pragma: no cover - abstract
+        """Settings worth showing (``vits-jax info``), JSON-serializable."""
+        raise NotImplementedError
+
     def encode_words(self, text: str) -> tuple[list[int], list[tuple[str, int, int]]]:
         """``(ids, word_spans)``: ``ids == encode(text)``; ``word_spans[k] = (word, first, end)``
         says the k-th space-separated word of `text` is spoken by ``ids[first:end]`` (blanks or

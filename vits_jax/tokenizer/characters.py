@@ -203,6 +203,12 @@ class Tokenizer(TokenizerBase):
             return self.pad_token_id
         return 0
 
+    def describe(self) -> dict:
+        """Settings worth showing (``vits-jax info``), JSON-serializable."""
+        return {"kind": "vits", "add_blank": self.add_blank, "normalize": self.normalize,
+                "phonemize": self.phonemize, "is_uroman": self.is_uroman, "language": self.language,
+                "pad_token": self.pad_token, "vocab_size": self.vocab_size}
+
     def __repr__(self) -> str:
         return (
             f"Tokenizer(vocab_size={self.vocab_size}, pad_token={self.pad_token!r}, "

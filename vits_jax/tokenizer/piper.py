@@ -81,6 +81,7 @@ class PiperTokenizer(TokenizerBase):
         self._clauses = clauses
         self.config = dict(config or {})
         self.pad_token, self.pad_token_id = PAD, self.id_map[PAD][0]
+        self.vocab = {k: v[0] for k, v in self.id_map.items()}  # symbol -> (first) id
         self.add_blank = False
         max_id = max(i for ids in self.id_map.values() for i in ids)
         self._num_symbols = int(num_symbols) if num_symbols else max_id + 1
@@ -115,6 +116,11 @@ class PiperTokenizer(TokenizerBase):
     @property
     def padding_id(self) -> int:
         return self.pad_token_id
+
+    def describe(self) -> dict:
+        """Settings worth showing (``vits-jax info``), JSON-serializable."""
+        return {"kind": "piper", "espeak_voice": self.espeak_voice, "phoneme_type": self.phoneme_type,
+                "language": self.language, "pad_token": self.pad_token, "vocab_size": self.vocab_size}
 
     def __repr__(self) -> str:
         return (f"PiperTokenizer(vocab_size={self.vocab_size}, espeak_voice={self.espeak_voice!r}, "
