@@ -49,7 +49,10 @@ class PiperTokenizer(TokenizerBase):
             ``vowel_clusters``), as Piper merges them.
         num_symbols: the model's embedding size (``vocab_size``).
         on_unknown: phonemes missing from the map: ``"warn"`` (default), ``"error"``, ``"ignore"``.
-        espeak_data: folder holding ``espeak-ng-data`` (default: the system's).
+        espeak_data: folder holding ``espeak-ng-data``; espeak_library: a libespeak-ng file or
+            name. Default: the `espeakng-loader` package's espeak-ng 1.52 and its data when
+            installed (the ``piper`` extra; Piper's ids exactly on English, as tested), else the
+            system's libespeak-ng and data (Debian's 1.51 differs from Piper on some words).
         clauses: ``(text, voice) -> [(ipa, terminator, ends_sentence, ...)]``; defaults to
             libespeak-ng (`vits_jax.tokenizer.espeak`). Tests pass Piper's own to compare.
         expand_numbers, fold_diacritics: accepted so callers need not branch on the tokenizer
@@ -59,7 +62,7 @@ class PiperTokenizer(TokenizerBase):
     def __init__(self, phoneme_id_map: Mapping[str, Sequence[int] | int], *, espeak_voice: str = "en-us",
                  phoneme_type: str = "espeak", vowel_clusters: Iterable[Sequence[str]] | None = None,
                  num_symbols: int | None = None, language: str | None = None, on_unknown: str = "warn",
-                 espeak_data: str | None = None, clauses: Clauses | None = None,
+                 espeak_data: str | None = None, espeak_library: str | None = None, clauses: Clauses | None = None,
                  config: Mapping[str, Any] | None = None, expand_numbers: bool = False,
                  fold_diacritics: bool = False) -> None:
         if on_unknown not in ON_UNKNOWN:
@@ -78,6 +81,7 @@ class PiperTokenizer(TokenizerBase):
         self.language = language
         self.on_unknown = on_unknown
         self.espeak_data = espeak_data
+        self.espeak_library = espeak_library
         self._clauses = clauses
         self.config = dict(config or {})
         self.pad_token, self.pad_token_id = PAD, self.id_map[PAD][0]
@@ -131,7 +135,7 @@ class PiperTokenizer(TokenizerBase):
         if self._clauses is not None:
             return list(self._clauses(text, self.espeak_voice))
         try:
-            return espeak.clause_spans(text, self.espeak_voice, self.espeak_data)
+            return espeak.clause_spans(text, self.espeak_voice, self.espeak_data, self.espeak_library)
         except espeak.EspeakError as e:
             raise RuntimeError(f"Piper voices need espeak-ng: {e}") from None
 
