@@ -6,6 +6,13 @@ sentences on sentence punctuation and cuts a sentence whose token count exceeds 
 further, at clause punctuation (commas, semicolons, dashes) and then at spaces, packing as many
 words into each piece as fit. Only a single "word" longer than the limit is cut mid-word.
 
+Every step is linear in the text's length (a 100k-character word splits in well under a
+second): abbreviations are checked on the word before each full stop only, and an over-long word
+is cut by galloping search over prefixes no longer than twice the piece.
+
+Piper voices split as Piper does (espeak-ng's sentence clauses): `PiperTokenizer.split_sentences`;
+callers use ``tokenizer.split_sentences(text, max_tokens)`` whatever the tokenizer kind.
+
 Token counts come from a caller-supplied `count` (e.g. ``lambda s: len(tok.encode(s))``); the
 default counts characters the way an ``add_blank`` tokenizer does (``2 * len + 1``).
 """
@@ -37,11 +44,17 @@ def _normalize_space(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
-def _ends_with_abbreviation(text: str) -> bool:
-    """True if `text` (ending in ".") ends in "Mr." / "e.g." / an initial such as "J." (but not
-    "I." or "A."): no sentence break there."""
-    word = text.rsplit(None, 1)[-1] if text.split() else ""
-    word = word.rstrip(".").lstrip("\"'“‘«([{")
+_LAST_WORD = re.compile(r"(\S+)\s*$")
+
+
+def _ends_with_abbreviation(paragraph: str, dot: int) -> bool:
+    """True if the word ending at ``paragraph[dot]`` (a ".") is "Mr." / "e.g." / an initial
+    such as "J." (but not "I." or "A."): no sentence break there. Looks back one word only, so
+    a paragraph costs time linear in its length."""
+    start = dot
+    while start > 0 and not paragraph[start - 1].isspace():
+        start -= 1
+    word = paragraph[start:dot].rstrip(".").lstrip("\"'“‘«([{")
     if len(word) == 1:
         return word.isupper() and word not in ("I", "A")
     return word.lower() in _ABBREVIATIONS
@@ -64,9 +77,8 @@ def split_sentences(text: str) -> list[str]:
         for m in _SENTENCE_END.finditer(paragraph):
             end = m.end()
             if m.group(1) is not None and m.group(1).startswith(".") and set(m.group(1)) <= set("." + _CLOSERS):
-                head = paragraph[start:m.start()]
-                rest = paragraph[end:].lstrip()
-                if _ends_with_abbreviation(head + ".") or (rest[:1].islower()):
+                after = end + 1 if end < len(paragraph) else end  # one space (normalized)
+                if _ends_with_abbreviation(paragraph, m.start()) or paragraph[after:after + 1].islower():
                     continue
             piece = paragraph[start:end].strip()
             if piece:
@@ -99,18 +111,32 @@ def _pack(parts: list[str], max_tokens: int, count: Callable[[str], int]) -> lis
 
 
 def _cut_word(word: str, max_tokens: int, count: Callable[[str], int]) -> list[str]:
-    """A single over-long word -> the longest prefixes that fit (at least one character each)."""
+    """A single over-long word -> the longest prefixes that fit (at least one character each).
+
+    Galloping search: each piece costs O(piece * log piece) in `count` calls on prefixes no
+    longer than twice the piece, so a word costs time linear in its length (a binary search over
+    the whole remaining word made it quadratic)."""
     out = []
-    while word:
-        lo, hi = 1, len(word)
-        while lo < hi:  # largest n with count(word[:n]) <= max_tokens
+    start, n = 0, len(word)
+    while start < n:
+        fits, step = 1, 1  # fits: a prefix length known to fit (one character always goes)
+        while start + fits < n:
+            probe = min(fits + step, n - start)
+            if count(word[start:start + probe]) > max_tokens:
+                break
+            fits, step = probe, step * 2
+        else:
+            out.append(word[start:])
+            break
+        lo, hi = fits, min(fits + step, n - start) - 1  # largest length in [lo, hi] that fits
+        while lo < hi:
             mid = (lo + hi + 1) // 2
-            if count(word[:mid]) <= max_tokens:
+            if count(word[start:start + mid]) <= max_tokens:
                 lo = mid
             else:
                 hi = mid - 1
-        out.append(word[:lo])
-        word = word[lo:]
+        out.append(word[start:start + lo])
+        start += lo
     return out
 
 
