@@ -13,6 +13,12 @@ import os
 from typing import Any, Optional, Tuple
 
 
+# HiFi-GAN residual block types: "1" is transformers' HifiGanResidualBlock (convs1/convs2 pairs),
+# "2" is HiFi-GAN V2/V3's lighter block (one dilated conv per dilation), used by Piper's voices.
+# A vits-jax extension: transformers' VitsConfig has no such field and always means "1".
+RESBLOCK_TYPES = frozenset({"1", "2"})
+
+
 def _tupleize(value):
     if isinstance(value, (list, tuple)):
         return tuple(_tupleize(v) for v in value)
@@ -46,6 +52,7 @@ class VitsConfig:
     upsample_kernel_sizes: Tuple[int, ...] = (16, 16, 4, 4)
     resblock_kernel_sizes: Tuple[int, ...] = (3, 7, 11)
     resblock_dilation_sizes: Tuple[Tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    resblock: str = "1"
     leaky_relu_slope: float = 0.1
     depth_separable_channels: int = 2
     depth_separable_num_layers: int = 3
@@ -79,6 +86,9 @@ class VitsConfig:
             raise ValueError("upsample_kernel_sizes and upsample_rates must have the same length")
         if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
             raise ValueError("resblock_kernel_sizes and resblock_dilation_sizes must have the same length")
+        if self.resblock not in RESBLOCK_TYPES:
+            raise ValueError(f"resblock must be one of {sorted(RESBLOCK_TYPES)} (HiFi-GAN's residual block "
+                             f"type: '1' as transformers, '2' as HiFi-GAN V2/V3), got {self.resblock!r}")
         if self.num_speakers > 1 and self.speaker_embedding_size <= 0:
             raise ValueError("a multi-speaker config needs speaker_embedding_size > 0")
 
