@@ -4,7 +4,7 @@
 """
 
 from .convert import ConversionError, load_state_dict, to_flax
-from .table import TABLE, fold_weight_norm
+from vits_jax.weights import TRANSFORMERS as TABLE, fold_weight_norm
 
 __all__ = ["ConversionError", "load_state_dict", "to_flax", "convert_folder", "TABLE", "fold_weight_norm"]
 

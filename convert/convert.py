@@ -12,20 +12,15 @@ import os
 from typing import Mapping
 
 import numpy as np
-from flax.traverse_util import flatten_dict, unflatten_dict
 
 from vits_jax.config import VitsConfig
 from vits_jax.model import param_shapes
 
-from .table import fold_weight_norm, map_key
+from vits_jax.weights import ConversionError, TRANSFORMERS, map_weights
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 PYTORCH_BIN = "pytorch_model.bin"
-
-
-class ConversionError(ValueError):
-    """The weights do not fit the config: lists every missing, unexpected and mis-shaped key."""
 
 
 def _load_safetensors(path: str) -> dict[str, np.ndarray]:
@@ -70,37 +65,5 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def to_flax(state_dict: Mapping[str, np.ndarray], config: VitsConfig) -> dict:
-    """Maps a transformers VitsModel state dict onto the Flax param tree of `config`.
-
-    Raises ConversionError naming every unused source key, unfilled target leaf and shape
-    mismatch (a config that disagrees with the weights shows up as mis-shaped or missing keys).
-    """
-    state = {k[len("vits."):] if k.startswith("vits.") else k: np.asarray(v)
-             for k, v in state_dict.items()}
-    state = fold_weight_norm(state)
-    expected = {k: v.shape for k, v in flatten_dict(param_shapes(config)).items()}
-
-    params: dict[tuple[str, ...], np.ndarray] = {}
-    unexpected, mis_shaped, mis_shaped_paths = [], [], set()
-    for key in sorted(state):
-        mapped = map_key(key)
-        if mapped is None or mapped[0] not in expected:
-            unexpected.append(key)
-            continue
-        path, transform = mapped
-        value = np.ascontiguousarray(transform(state[key]), dtype=np.float32)
-        if value.shape != tuple(expected[path]):
-            mis_shaped.append(f"{key}: weights give {value.shape} for {'/'.join(path)}, "
-                              f"config expects {tuple(expected[path])}")
-            mis_shaped_paths.add(path)
-            continue
-        params[path] = value
-    missing = sorted("/".join(p) for p in expected if p not in params and p not in mis_shaped_paths)
-    if unexpected or missing or mis_shaped:
-        lines = ["weights do not match the config:"]
-        for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
-            if items:
-                lines.append(f"  {title} ({len(items)}):")
-                lines.extend(f"    {item}" for item in items)
-        raise ConversionError("\n".join(lines))
-    return unflatten_dict(params)
+    """Maps a transformers VitsModel state dict onto the Flax param tree of `config` (strict)."""
+    return map_weights(state_dict, TRANSFORMERS, param_shapes(config)).tree
