@@ -7,10 +7,12 @@ import torch
 from conftest import assert_close, hf_model, ncw, nwc, small_config, state_dict_numpy
 
 from convert import to_flax
-from convert.table import KINDS, flax_path
 from vits_jax import VitsConfig
 from vits_jax.hifigan import HifiGanResidualBlock, HifiGanResidualBlock2, VitsHifiGan, output_length
 from vits_jax.layers import ConvTranspose1d, conv1d
+from vits_jax.model import param_shapes
+from vits_jax.weights import ORIGINAL_VITS, map_weights
+from vits_jax.weights.mapper import KINDS
 
 
 @pytest.mark.parametrize("k,stride,pad", [(16, 8, 4), (4, 2, 1), (5, 3, 0), (3, 1, 1), (7, 2, 3)])
@@ -99,19 +101,11 @@ def _piper_generator(seed, cfg):
     return gen
 
 
-def _generator_params(gen):
-    """Original VITS decoder names (`ups.i`, `resblocks.j.convs.m`) -> our decoder tree (test-local)."""
-    tree = {}
-    for key, value in gen.state_dict().items():
-        module, _, name = key.rpartition(".")
-        kind = "conv_transpose" if module.startswith("ups.") else "conv"
-        path = flax_path(module.replace("ups.", "upsampler.", 1))
-        leaf, transform = KINDS[kind][name]
-        node = tree
-        for p in path:
-            node = node.setdefault(p, {})
-        node[leaf] = transform(value.detach().numpy())
-    return tree
+def _generator_params(gen, cfg):
+    """The Generator's weights (original VITS names under `dec.`) through the original-VITS table."""
+    state = {f"dec.{k}": v.detach().numpy() for k, v in gen.state_dict().items()}
+    expected = {"decoder": param_shapes(cfg)["decoder"]}
+    return map_weights(state, ORIGINAL_VITS, expected).tree["decoder"]
 
 
 RESBLOCK2 = small_config(resblock_kernel_sizes=[3, 5, 7], resblock_dilation_sizes=[[1, 2], [2, 6], [3, 12]])
@@ -122,7 +116,7 @@ def test_resblock2_decoder_matches_original_vits(speakers):
     extra = dict(num_speakers=3, speaker_embedding_size=4) if speakers else {}
     cfg = VitsConfig.from_dict({**RESBLOCK2, **extra, "resblock": "2"})
     gen = _piper_generator(3, cfg)
-    params = _generator_params(gen)
+    params = _generator_params(gen, cfg)
     rng = np.random.default_rng(3)
     z = rng.normal(size=(2, 12, cfg.flow_size)).astype(np.float32)
     g = rng.normal(size=(2, 1, 4)).astype(np.float32) if speakers else None
