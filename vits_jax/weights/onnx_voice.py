@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OnnxVoiceError", "read_onnx_voice", "onnx_voice_config", "load_onnx_voice", "onnx_voice_tree"]
+__all__ = ["OnnxVoiceError", "read_onnx_voice", "onnx_voice_config", "load_onnx_voice"]
 
 # Module scopes of the original VITS SynthesizerTrn (first path segment of a parameter name).
 _TOP_MODULES = ("enc_p", "enc_q", "dp", "flow", "dec", "emb_g")
@@ -314,16 +314,3 @@ def load_onnx_voice(onnx_path) -> tuple[dict[str, np.ndarray], dict[str, Any], d
     state, voice_json, conv_attrs = _read_graph(onnx_path)
     return state, _config_dict(state, voice_json, conv_attrs, onnx_path), voice_json
 
-
-def onnx_voice_tree(onnx_path):
-    """A Piper voice -> (Mapped: Flax tree + absent training-only groups, VitsConfig, voice_json),
-    through the original-VITS name table and the strict mapper."""
-    from ..config import VitsConfig
-    from ..model import param_shapes
-    from .mapper import map_weights
-    from .tables import ORIGINAL_VITS
-
-    state, config_dict, voice_json = load_onnx_voice(onnx_path)
-    config = VitsConfig.from_dict(config_dict)
-    mapped = map_weights(state, ORIGINAL_VITS, param_shapes(config), source=os.fspath(onnx_path))
-    return mapped, config, voice_json
