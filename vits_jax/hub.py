@@ -7,6 +7,7 @@ anything not cached fails at once with a message saying how to pass a local path
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import socket
@@ -16,6 +17,7 @@ HUB_FILES = ["config.json", "model.safetensors", "vocab.json", "tokenizer_config
 PYTORCH_WEIGHTS = "pytorch_model.bin"  # fetched only when a repo has no safetensors
 DEFAULT_MODEL = "facebook/mms-tts-eng"
 PIPER_VOICES = "rhasspy/piper-voices"
+VOICE_FILES = ("config.json", "*.onnx", "*.ckpt", "G_*.pth")   # a folder holding one is a voice
 # en_US-lessac-medium: language_REGION-name-quality
 _PIPER_VOICE = re.compile(r"(?P<lang>[a-z]{2,3})_(?P<region>[A-Z]{2})-(?P<name>[A-Za-z0-9_]+)-"
                           r"(?P<quality>x_low|low|medium|high)")
@@ -74,6 +76,10 @@ def resolve(model: str) -> str:
     path instead; a relative path that does not exist is named as such.
     """
     model = os.fspath(model)
+    if os.path.isdir(model) and not any(
+            os.path.isfile(os.path.join(model, n)) or glob.glob(os.path.join(model, n)) for n in VOICE_FILES):
+        raise ModelNotFoundError(f"{model} has no config.json: not a VITS model folder (nor a folder "
+                                 "holding a Piper .onnx voice or a training checkpoint)")
     if os.path.exists(model):
         return model
     how = ("pass a local model folder instead (a transformers VITS folder, a Piper .onnx voice, an "
@@ -83,8 +89,7 @@ def resolve(model: str) -> str:
         return _resolve_piper(model, how)
     here = f"no such file or folder exists here ({os.getcwd()})"
     if model.count("/") != 1 or model.startswith((".", "/", "~")) or model.endswith("/"):
-        raise ModelNotFoundError(f"{model!r} is not a local folder ({here}) and not a hub id "
-                                 f"(owner/name); {how}")
+        raise ModelNotFoundError(f"{model!r} is neither a folder nor a hub id (owner/name): {here}; {how}")
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
