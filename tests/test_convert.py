@@ -74,13 +74,18 @@ def test_convert_command_then_load(hf_folder, tmp_path):
     _compare(hf, params, ids)
 
 
-def test_load_transformers_folder_without_torch(hf_folder):
+def test_load_transformers_folder_without_torch(hf_folder, tmp_path):
+    # ... and vits_jax never imports the convert package (it depends on vits_jax, not back)
     _, folder = hf_folder
     code = ("import sys, vits_jax; p = vits_jax.load(sys.argv[1]); "
-            "assert 'torch' not in sys.modules, 'torch imported'; print(p.num_parameters())")
-    proc = subprocess.run([sys.executable, "-c", code, folder], cwd=ROOT, capture_output=True, text=True)
+            "assert 'torch' not in sys.modules, 'torch imported'; print(p.num_parameters()); "
+            "vits_jax.convert_voice(sys.argv[1], sys.argv[2]); "
+            "bad = [m for m in ('convert', 'torch') if m in sys.modules]; assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code, folder, str(tmp_path / "out")], cwd=ROOT,
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) == vits_jax.load(folder).num_parameters()
+    assert (tmp_path / "out" / "vocab.json").is_file()
 
 
 def test_bin_with_old_weight_norm_names(hf_folder, tmp_path):
@@ -285,16 +290,6 @@ def test_non_finite_weights_are_named(small_state):
     msg = str(err.value)
     assert "non-finite (2):" in msg and "decoder.conv_pre.bias: 1 of" in msg
     assert "text_encoder.embed_tokens.weight" in msg
-
-
-def test_vits_jax_never_imports_convert_or_torch(hf_folder, tmp_path):
-    _, folder = hf_folder
-    code = ("import sys, vits_jax; vits_jax.convert_voice(sys.argv[1], sys.argv[2]); "
-            "bad = [m for m in ('convert', 'torch') if m in sys.modules]; assert not bad, bad")
-    proc = subprocess.run([sys.executable, "-c", code, folder, str(tmp_path / "out")], cwd=ROOT,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "out" / "vocab.json").is_file()
 
 
 def test_offline_names(tmp_path, monkeypatch):

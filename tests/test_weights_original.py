@@ -40,13 +40,16 @@ VITS_JSON = {"train": {"segment_size": 2048},
              "model": HPARAMS}
 
 
-def original_model(seed=0):
+def original_model(seed=0, use_sdp=True):
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")     # torch's old weight_norm, as the original code uses
-        m = vits_models.SynthesizerTrn(n_vocab=38, spec_channels=129, segment_size=32, n_speakers=2, **HPARAMS)
+        m = vits_models.SynthesizerTrn(n_vocab=38, spec_channels=129, segment_size=32, n_speakers=2,
+                                       use_sdp=use_sdp, **HPARAMS)
         m.enc_q = vits_models.PosteriorEncoder(129, 8, 16, 3, 1, 2, gin_channels=4)
         m.flow = vits_models.ResidualCouplingBlock(8, 16, 3, 1, 2, n_flows=2, gin_channels=4)
+        if not use_sdp:
+            m.dp = vits_models.DurationPredictor(16, 32, 3, 0.5, gin_channels=4)
     with torch.no_grad():     # zero-initialised parts get values, so the test can see them
         for name, p in m.named_parameters():
             if name.startswith("flow.") and ".post." in name or name.startswith(("dp.flows.0", "dp.post_flows.0")):
@@ -97,7 +100,26 @@ def _infer_both(m, params, ids, speaker=1):
     return np.asarray(out[0]), ref
 
 
-def test_g_pth_with_vits_config_speaks_as_the_original(original):
+def _pruned(sd):
+    """What Piper's ONNX export keeps: no posterior encoder, no duration posterior, no dp.flows.1."""
+    return {k: v for k, v in sd.items()
+            if not k.startswith(("enc_q.", "dp.post_", "dp.flows.1."))}
+
+
+@pytest.fixture(scope="module")
+def voice(original):
+    """The same weights pruned as Piper's export prunes them: (path, loaded params)."""
+    m, folder = original
+    path = folder / "voice.pth"
+    torch.save(_pruned(m.state_dict()), path)
+    return path, vits_jax.load(path, config=str(folder / "config.json"))
+
+
+def _leaves(tree):
+    return {"/".join(k.key for k in p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def test_g_pth_with_vits_config_and_its_inference_only_voice_speak_as_the_original(original, voice):
     m, folder = original
     params = vits_jax.load(folder)                       # the folder: newest G_*.pth + config.json
     cfg = params.config
@@ -107,15 +129,25 @@ def test_g_pth_with_vits_config_speaks_as_the_original(original):
         (2, 2, 3, 2, 38, 2, 4)
     assert cfg.depth_separable_num_layers == 3 and cfg.duration_predictor_num_flows == 4
     assert cfg.upsample_rates == (8, 8) and cfg.sampling_rate == 16000 and cfg.spectrogram_bins == 129
+    # The pruned voice: the same leaves minus the training-only groups, and a config that differs
+    # only where no tensor is left to tell (the posterior's depth keeps its default).
+    _, pruned = voice
+    full, kept = _leaves(params.tree), _leaves(pruned.tree)
+    assert set(kept) < set(full)
+    assert all(k.startswith(("posterior_encoder/", "duration_predictor/post_", "duration_predictor/flows_1/"))
+               for k in set(full) - set(kept))
+    assert all(np.array_equal(kept[k], full[k]) for k in kept)
+    assert dataclasses.replace(pruned.config, posterior_encoder_num_wavenet_layers=2) == cfg
+    # It speaks as the original's own infer (which reads only what the pruned voice holds).
     ids = np.random.default_rng(0).integers(0, 38, size=(1, 11))
-    ours, ref = _infer_both(m, params, ids)
+    ours, ref = _infer_both(m, pruned, ids)
     assert np.std(ref) > 1e-3                          # a waveform, not silence
     # float32 through ~40 layers: 1e-4 on a waveform in [-1, 1], as the transformers end-to-end test
     assert_close(ours, ref, tol=1e-4, what="waveform vs the original infer")
 
 
 def test_piper_lightning_checkpoint_and_conversion_round_trip(original, tmp_path):
-    m, _ = original
+    m, folder = original
     d = torch.nn.Conv1d(1, 2, 3)   # stands for the discriminator: model_d.* must be ignored
     ckpt = {"state_dict": {**{f"model_g.{k}": v for k, v in m.state_dict().items()},
                            **{f"model_d.{k}": v for k, v in d.state_dict().items()}},
@@ -124,9 +156,10 @@ def test_piper_lightning_checkpoint_and_conversion_round_trip(original, tmp_path
             "optimizer_states": [], "epoch": 1}
     torch.save(ckpt, tmp_path / "last.ckpt")
     params = vits_jax.load(tmp_path / "last.ckpt")
-    ids = np.random.default_rng(0).integers(0, 38, size=(1, 11))
-    ours, ref = _infer_both(m, params, ids)
-    assert_close(ours, ref, tol=1e-4, what="waveform from the .ckpt")
+    reference = vits_jax.load(folder)
+    assert params.config == reference.config
+    got, want = _leaves(params.tree), _leaves(reference.tree)
+    assert set(got) == set(want) and all(np.array_equal(got[k], want[k]) for k in got)
     vits_jax.convert_voice(tmp_path / "last.ckpt", tmp_path / "converted")
     back = vits_jax.load(tmp_path / "converted")
     assert back.config == params.config
@@ -153,25 +186,10 @@ def test_missing_hyper_parameter_is_named_never_guessed(original, tmp_path):
         vits_jax.load(tmp_path / "model.pth", config=str(tmp_path / "wrong.json"))
 
 
-def _pruned(sd):
-    """What Piper's ONNX export keeps: no posterior encoder, no duration posterior, no dp.flows.1."""
-    return {k: v for k, v in sd.items()
-            if not k.startswith(("enc_q.", "dp.post_", "dp.flows.1."))}
-
-
-def test_inference_only_voice_loads_speaks_converts_and_refuses_to_train(original, tmp_path):
+def test_inference_only_voice_converts_and_refuses_to_train(original, voice, tmp_path):
     m, folder = original
-    torch.save(_pruned(m.state_dict()), tmp_path / "voice.pth")
-    params = vits_jax.load(tmp_path / "voice.pth", config=str(folder / "config.json"))
-    assert "posterior_encoder" not in params.tree and "post_flows_0" not in params.tree["duration_predictor"]
-    # the config differs only where no tensor is left to tell (the posterior's depth; default kept),
-    # so the full voice's compiled forward serves: it never reads the missing parts
-    full = vits_jax.load(folder)
-    assert dataclasses.replace(params.config, posterior_encoder_num_wavenet_layers=2) == full.config
-    ids = np.random.default_rng(0).integers(0, 38, size=(1, 11))
-    ours, ref = _infer_both(m, VitsParams(params.tree, full.config), ids)
-    assert_close(ours, ref, tol=1e-4, what="inference-only waveform")
-    vits_jax.convert_voice(tmp_path / "voice.pth", tmp_path / "converted", config=str(folder / "config.json"))
+    path, params = voice
+    vits_jax.convert_voice(path, tmp_path / "converted", config=str(folder / "config.json"))
     back = vits_jax.load(tmp_path / "converted")
     assert jax.tree.structure(back.tree) == jax.tree.structure(params.tree)
     with pytest.raises(InferenceOnlyError, match="(?s)inference weights only.*full checkpoint"):
@@ -186,10 +204,15 @@ def test_inference_only_voice_loads_speaks_converts_and_refuses_to_train(origina
         vits_jax.load(tmp_path / "partial.pth", config=str(folder / "config.json"))
 
 
-def test_full_original_checkpoint_fine_tunes_one_step(original):
-    _, folder = original
-    params = vits_jax.load(folder)
+def test_full_original_checkpoint_fine_tunes_one_step(tmp_path):
+    # The deterministic duration predictor (use_sdp=False) here: its table rows, and a cheaper step
+    # to compile than the stochastic predictor's eight spline flows.
+    m = original_model(1, use_sdp=False)
+    torch.save({"model": m.state_dict(), "iteration": 1}, tmp_path / "G_1.pth")
+    (tmp_path / "config.json").write_text(json.dumps(VITS_JSON))
+    params = vits_jax.load(tmp_path)
     cfg = params.config
+    assert not cfg.use_stochastic_duration_prediction and cfg.duration_predictor_filter_channels == 32
     fast = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
     train = TrainConfig(segment_frames=8, discriminator=dataclasses.replace(DiscriminatorConfig().scaled(16),
                                                                             periods=(2,)),
