@@ -49,8 +49,9 @@ def decoder_flops_per_frame(cfg) -> float:
         out = c // 2
         flops += 2 * k * c * out * hop          # transposed conv: k taps per input position
         hop *= rate
+        convs_per_dilation = 2 if cfg.resblock == "1" else 1   # ResBlock1: convs1 + convs2
         for kr, dil in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
-            flops += 2 * len(dil) * 2 * kr * out * out * hop
+            flops += convs_per_dilation * len(dil) * 2 * kr * out * out * hop
         c = out
     flops += 2 * 7 * c * hop
     return flops

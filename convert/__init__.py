@@ -1,17 +1,22 @@
-"""Converter from transformers' PyTorch VITS/MMS weights to vits_jax checkpoints.
+"""Converter from PyTorch / Piper VITS weights to vits_jax checkpoints (a thin layer over vits_jax).
 
-    python -m convert SRC_DIR DST_DIR
+    python -m convert SRC DST [--overwrite] [--config CONFIG]
+
+SRC: a transformers folder, a Piper .onnx voice, an original VITS G_*.pth or Piper .ckpt (with its
+training config), or a hub id. The work is vits_jax.convert_voice; the tables and the strict mapper
+live in vits_jax.weights.
 """
 
-from .convert import ConversionError, load_state_dict, to_flax
-from .table import TABLE, fold_weight_norm
+from vits_jax.checkpoint import DestinationError, convert_voice
+from vits_jax.weights import TRANSFORMERS as TABLE
+from vits_jax.weights import ConversionError, fold_weight_norm
 
-__all__ = ["ConversionError", "load_state_dict", "to_flax", "convert_folder", "TABLE", "fold_weight_norm"]
+from .convert import load_state_dict, to_flax
+
+__all__ = ["ConversionError", "DestinationError", "load_state_dict", "to_flax", "convert_folder",
+           "convert_voice", "TABLE", "fold_weight_norm"]
 
 
-def convert_folder(src, dst):
-    """A transformers model folder -> a converted checkpoint folder (see vits_jax.checkpoint)."""
-    from vits_jax.checkpoint import load, save
-    params = load(src)
-    save(params, dst, tokenizer_dir=src)
-    return params
+def convert_folder(src, dst, *, overwrite: bool = False, config=None):
+    """Any voice vits_jax.load reads -> a converted checkpoint folder (see vits_jax.convert_voice)."""
+    return convert_voice(src, dst, overwrite=overwrite, config=config)

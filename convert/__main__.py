@@ -1,19 +1,28 @@
-"""python -m convert SRC_DIR DST_DIR: a transformers VITS folder -> a vits_jax checkpoint folder."""
+"""python -m convert SRC DST: a VITS voice (transformers folder, Piper .onnx, original VITS or Piper
+checkpoint) -> a vits_jax checkpoint folder. Nothing is replaced without --overwrite."""
 
 import argparse
 import sys
 
-from . import ConversionError, convert_folder
+from vits_jax.checkpoint import convert_voice
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convert", description=__doc__)
-    parser.add_argument("src", help="transformers model folder (config.json + model.safetensors or pytorch_model.bin)")
-    parser.add_argument("dst", help="output folder for the converted checkpoint")
+    parser.add_argument("src", help="transformers model folder, Piper .onnx voice (or its folder), original "
+                                    "VITS G_*.pth / Piper .ckpt, or a hub id")
+    parser.add_argument("dst", help="output folder for the converted checkpoint (must not exist)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace DST if it is a vits-jax checkpoint (anything else is never replaced)")
+    parser.add_argument("--config", metavar="CONFIG", default=None,
+                        help="training config.json of an original VITS or Piper checkpoint, when not beside it")
     args = parser.parse_args(argv)
     try:
-        params = convert_folder(args.src, args.dst)
-    except (ConversionError, FileNotFoundError, ValueError) as e:
+        params = convert_voice(args.src, args.dst, overwrite=args.overwrite, config=args.config)
+    except KeyboardInterrupt:
+        print("error: interrupted; the destination was not changed", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, ImportError) as e:   # bad files, configs, paths, missing packages
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"converted {params.num_parameters():,} parameters -> {args.dst}")

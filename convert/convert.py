@@ -1,50 +1,21 @@
-"""PyTorch / safetensors VITS weights -> Flax param trees, strictly.
+"""PyTorch / safetensors VITS weights -> Flax param trees, strictly (wrappers over vits_jax.weights).
 
-`load_state_dict(path)` reads a transformers model folder or weights file (safetensors without
-torch; `.bin` with torch, imported only then). `to_flax(state_dict, config)` maps it through the
-table in `table.py` and checks it against the tree `config` calls for.
+`load_state_dict(path)` reads a transformers model folder or weights file (safetensors, or a torch
+pickle read without torch). `to_flax(state_dict, config)` maps transformers names through the table
+and checks the result against the tree `config` calls for.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Mapping
 
 import numpy as np
-from flax.traverse_util import flatten_dict, unflatten_dict
 
 from vits_jax.config import VitsConfig
 from vits_jax.model import param_shapes
-
-from .table import fold_weight_norm, map_key
-
-SAFETENSORS = "model.safetensors"
-SAFETENSORS_INDEX = "model.safetensors.index.json"
-PYTORCH_BIN = "pytorch_model.bin"
-
-
-class ConversionError(ValueError):
-    """The weights do not fit the config: lists every missing, unexpected and mis-shaped key."""
-
-
-def _load_safetensors(path: str) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-    return load_file(path)
-
-
-def _load_bin(path: str) -> dict[str, np.ndarray]:
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(f"{path} is a PyTorch pickle; reading it needs torch "
-                          "(pip install 'vits-jax[convert]'), or convert the folder to safetensors") from e
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
-        state = state["model"]   # a training checkpoint (VITS' G_*.pth / D_*.pth): {"model": ..., ...}
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{path} does not hold a state dict (got {type(state).__name__})")
-    return {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
+from vits_jax.weights import TRANSFORMERS, map_weights
+from vits_jax.weights.files import read_weights
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -52,55 +23,9 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     Prefers `model.safetensors` (also sharded, via its index), else `pytorch_model.bin`.
     """
-    path = os.fspath(path)
-    if os.path.isfile(path):
-        return _load_bin(path) if path.endswith((".bin", ".pt", ".pth")) else _load_safetensors(path)
-    if os.path.isfile(os.path.join(path, SAFETENSORS)):
-        return _load_safetensors(os.path.join(path, SAFETENSORS))
-    if os.path.isfile(os.path.join(path, SAFETENSORS_INDEX)):
-        with open(os.path.join(path, SAFETENSORS_INDEX), encoding="utf-8") as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
-        out: dict[str, np.ndarray] = {}
-        for shard in shards:
-            out.update(_load_safetensors(os.path.join(path, shard)))
-        return out
-    if os.path.isfile(os.path.join(path, PYTORCH_BIN)):
-        return _load_bin(os.path.join(path, PYTORCH_BIN))
-    raise FileNotFoundError(f"no {SAFETENSORS} or {PYTORCH_BIN} in {path}")
+    return dict(read_weights(os.fspath(path)))
 
 
 def to_flax(state_dict: Mapping[str, np.ndarray], config: VitsConfig) -> dict:
-    """Maps a transformers VitsModel state dict onto the Flax param tree of `config`.
-
-    Raises ConversionError naming every unused source key, unfilled target leaf and shape
-    mismatch (a config that disagrees with the weights shows up as mis-shaped or missing keys).
-    """
-    state = {k[len("vits."):] if k.startswith("vits.") else k: np.asarray(v)
-             for k, v in state_dict.items()}
-    state = fold_weight_norm(state)
-    expected = {k: v.shape for k, v in flatten_dict(param_shapes(config)).items()}
-
-    params: dict[tuple[str, ...], np.ndarray] = {}
-    unexpected, mis_shaped, mis_shaped_paths = [], [], set()
-    for key in sorted(state):
-        mapped = map_key(key)
-        if mapped is None or mapped[0] not in expected:
-            unexpected.append(key)
-            continue
-        path, transform = mapped
-        value = np.ascontiguousarray(transform(state[key]), dtype=np.float32)
-        if value.shape != tuple(expected[path]):
-            mis_shaped.append(f"{key}: weights give {value.shape} for {'/'.join(path)}, "
-                              f"config expects {tuple(expected[path])}")
-            mis_shaped_paths.add(path)
-            continue
-        params[path] = value
-    missing = sorted("/".join(p) for p in expected if p not in params and p not in mis_shaped_paths)
-    if unexpected or missing or mis_shaped:
-        lines = ["weights do not match the config:"]
-        for title, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
-            if items:
-                lines.append(f"  {title} ({len(items)}):")
-                lines.extend(f"    {item}" for item in items)
-        raise ConversionError("\n".join(lines))
-    return unflatten_dict(params)
+    """Maps a transformers VitsModel state dict onto the Flax param tree of `config` (strict)."""
+    return map_weights(state_dict, TRANSFORMERS, param_shapes(config)).tree

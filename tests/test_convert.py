@@ -15,6 +15,7 @@ from conftest import hf_model, realistic_rate, small_config, state_dict_numpy
 import vits_jax
 from convert import ConversionError, load_state_dict, to_flax
 from vits_jax import VitsConfig, VitsParams
+from vits_jax.checkpoint import is_converted
 from vits_jax.model import VitsModel
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
@@ -73,13 +74,18 @@ def test_convert_command_then_load(hf_folder, tmp_path):
     _compare(hf, params, ids)
 
 
-def test_load_transformers_folder_without_torch(hf_folder):
+def test_load_transformers_folder_without_torch(hf_folder, tmp_path):
+    # ... and vits_jax never imports the convert package (it depends on vits_jax, not back)
     _, folder = hf_folder
     code = ("import sys, vits_jax; p = vits_jax.load(sys.argv[1]); "
-            "assert 'torch' not in sys.modules, 'torch imported'; print(p.num_parameters())")
-    proc = subprocess.run([sys.executable, "-c", code, folder], cwd=ROOT, capture_output=True, text=True)
+            "assert 'torch' not in sys.modules, 'torch imported'; print(p.num_parameters()); "
+            "vits_jax.convert_voice(sys.argv[1], sys.argv[2]); "
+            "bad = [m for m in ('convert', 'torch') if m in sys.modules]; assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code, folder, str(tmp_path / "out")], cwd=ROOT,
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) == vits_jax.load(folder).num_parameters()
+    assert (tmp_path / "out" / "vocab.json").is_file()
 
 
 def test_bin_with_old_weight_norm_names(hf_folder, tmp_path):
@@ -163,3 +169,142 @@ def test_convert_command_reports_errors(tmp_path):
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 1 and "error:" in proc.stderr and "model.safetensors" in proc.stderr
     assert not (tmp_path / "dst").exists()
+
+
+# --- nothing lost: destinations, sources, overwrite ------------------------------------------------
+
+def _tree_of(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _convert(*argv):
+    from convert.__main__ import main
+    return main([str(a) for a in argv])
+
+
+def test_convert_refuses_to_touch_what_it_did_not_write(hf_folder, tmp_path, monkeypatch, capsys):
+    _, folder = hf_folder
+    src = tmp_path / "src"
+    shutil.copytree(folder, src)
+    before = _tree_of(src)
+    other = tmp_path / "existing"
+    other.mkdir()
+    (other / "important.txt").write_text("keep me")
+    monkeypatch.chdir(other)
+    cases = [(src, "."), (src, other), (src, src), (src, src / "inside"), (src, tmp_path),
+             (src, other, "--overwrite")]            # --overwrite never replaces a non-checkpoint
+    for case in cases:
+        assert _convert(*case) == 1, case
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err, err
+    assert _tree_of(other) == {"important.txt": b"keep me"}
+    assert _tree_of(src) == before and not (src / "inside").exists()
+
+
+def test_overwrite_replaces_only_a_checkpoint_and_a_failure_keeps_the_old_one(hf_folder, tmp_path, capsys):
+    _, folder = hf_folder
+    dst = tmp_path / "dst"
+    assert _convert(folder, dst) == 0
+    first = _tree_of(dst)
+    assert _convert(folder, dst) == 1 and "overwrite" in capsys.readouterr().err   # exists: refused
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(os.path.join(folder, "config.json"), broken)
+    (broken / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":")   # truncated
+    assert _convert(broken, dst, "--overwrite") == 1
+    err = capsys.readouterr().err
+    assert "model.safetensors is not a readable safetensors file" in err and "Traceback" not in err
+    assert _tree_of(dst) == first                                  # the old checkpoint is intact
+    assert _convert(folder, dst, "--overwrite") == 0
+    assert _tree_of(dst) != first and is_converted(str(dst))          # replaced (orbax names differ)
+    assert {k for k in _tree_of(dst) if not k.startswith("params/")} == \
+        {k for k in first if not k.startswith("params/")}
+    assert sorted(os.listdir(tmp_path)) == ["broken", "dst"]        # no temporary folders left
+
+
+def test_save_refuses_existing_paths(hf_folder, tmp_path):
+    from vits_jax.checkpoint import DestinationError
+
+    _, folder = hf_folder
+    params = vits_jax.load(folder)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    with pytest.raises(DestinationError, match="exists; pass overwrite=True"):
+        vits_jax.save(params, tmp_path / "notes")
+    with pytest.raises(DestinationError, match="not a vits-jax checkpoint"):
+        vits_jax.save(params, tmp_path / "notes", overwrite=True)
+    assert (tmp_path / "notes" / "a.txt").read_text() == "x"
+    vits_jax.save(params, tmp_path / "ckpt")
+    vits_jax.save(params, tmp_path / "ckpt", overwrite=True)
+    assert vits_jax.load(tmp_path / "ckpt").num_parameters() == params.num_parameters()
+
+
+# --- bad files: errors that name the file and the problem ----------------------------------------
+
+def _broken_copy(folder, tmp_path, name, content):
+    dst = tmp_path / f"bad-{name.replace('/', '_')}"
+    shutil.copytree(folder, dst)
+    if isinstance(content, str):
+        content = content.encode()
+    (dst / name).write_bytes(content)
+    return dst
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("model.safetensors", b"", "model.safetensors is empty"),
+    ("config.json", "{not json", "config.json is not valid JSON"),
+    ("config.json", "[]", "config.json: a config must be a JSON object"),
+    ("config.json", '{"hidden_size": "192"}', "config field hidden_size must be an integer"),
+])
+def test_bad_files_are_named(hf_folder, tmp_path, name, content, message):
+    _, folder = hf_folder
+    with pytest.raises(ValueError, match=message):
+        vits_jax.load(_broken_copy(folder, tmp_path, name, content))
+
+
+def test_truncated_safetensors_and_bad_bins(hf_folder, tmp_path):
+    _, folder = hf_folder
+    data = open(os.path.join(folder, "model.safetensors"), "rb").read()
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        vits_jax.load(_broken_copy(folder, tmp_path, "model.safetensors", data[: len(data) // 2]))
+    src = tmp_path / "bin"
+    src.mkdir()
+    shutil.copy(os.path.join(folder, "config.json"), src)
+    for content, message in (("a string", "does not hold a state dict"), (3, "does not hold a state dict")):
+        torch.save(content, src / "pytorch_model.bin")
+        with pytest.raises(ValueError, match=message):
+            vits_jax.load(src)
+    (src / "pytorch_model.bin").write_bytes(b"\x80\x04garbage" * 10)
+    with pytest.raises(ValueError, match="pytorch_model.bin is not a readable PyTorch weights file"):
+        vits_jax.load(src)
+
+
+def test_non_finite_weights_are_named(small_state):
+    state, cfg = small_state
+    bad = dict(state)
+    bad["decoder.conv_pre.bias"] = np.array(bad["decoder.conv_pre.bias"])
+    bad["decoder.conv_pre.bias"][1] = np.inf
+    bad["text_encoder.embed_tokens.weight"] = np.full_like(bad["text_encoder.embed_tokens.weight"], np.nan)
+    with pytest.raises(ConversionError) as err:
+        to_flax(bad, cfg)
+    msg = str(err.value)
+    assert "non-finite (2):" in msg and "decoder.conv_pre.bias: 1 of" in msg
+    assert "text_encoder.embed_tokens.weight" in msg
+
+
+def test_offline_names(tmp_path, monkeypatch):
+    from vits_jax import hub
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(hub, "_hub_reachable", lambda *a, **k: False)
+    with pytest.raises(hub.ModelNotFoundError) as info:
+        hub.resolve("models/mine")
+    assert f"no such file or folder exists here ({tmp_path})" in str(info.value)
+    assert "cannot be downloaded" in str(info.value)
+    with pytest.raises(hub.ModelNotFoundError) as info:
+        hub.resolve("en_US-lessac-medium")
+    assert "Piper voice" in str(info.value) and "-m FOLDER" in str(info.value)
+    assert hub.piper_voice_files("en_US-lessac-medium") == [
+        "en/en_US/lessac/medium/en_US-lessac-medium.onnx", "en/en_US/lessac/medium/en_US-lessac-medium.onnx.json"]

@@ -7,10 +7,12 @@ import torch
 from conftest import assert_close, hf_model, ncw, nwc, small_config, state_dict_numpy
 
 from convert import to_flax
-from convert.table import KINDS
 from vits_jax import VitsConfig
-from vits_jax.hifigan import HifiGanResidualBlock, VitsHifiGan
+from vits_jax.hifigan import HifiGanResidualBlock, HifiGanResidualBlock2, VitsHifiGan, output_length
 from vits_jax.layers import ConvTranspose1d, conv1d
+from vits_jax.model import param_shapes
+from vits_jax.weights import ORIGINAL_VITS, map_weights
+from vits_jax.weights.mapper import KINDS
 
 
 @pytest.mark.parametrize("k,stride,pad", [(16, 8, 4), (4, 2, 1), (5, 3, 0), (3, 1, 1), (7, 2, 3)])
@@ -80,3 +82,102 @@ def test_decoder_masking_equals_unpadded(setup):
     hop = cfg.hop_length
     assert_close(ours[1, :7 * hop], alone, what="masked decoder")
     assert np.all(np.asarray(ours[1, 7 * hop:]) == 0)
+
+
+# --- HiFi-GAN V2/V3 residual block (config.resblock "2"), against Piper's original VITS code ---
+
+def _piper_generator(seed, cfg):
+    """Piper's VITS Generator (the original VITS / HiFi-GAN decoder) for `cfg`, weight norm removed."""
+    from piper.train.vits.models import Generator
+
+    torch.manual_seed(seed)
+    gen = Generator(cfg.flow_size, cfg.resblock, cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes,
+                    cfg.upsample_rates, cfg.upsample_initial_channel, cfg.upsample_kernel_sizes,
+                    gin_channels=cfg.speaker_embedding_size).eval()
+    gen.remove_weight_norm()
+    with torch.no_grad():   # init_weights leaves biases at torch's default; give every tensor a value
+        for p in gen.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return gen
+
+
+def _generator_params(gen, cfg):
+    """The Generator's weights (original VITS names under `dec.`) through the original-VITS table."""
+    state = {f"dec.{k}": v.detach().numpy() for k, v in gen.state_dict().items()}
+    expected = {"decoder": param_shapes(cfg)["decoder"]}
+    return map_weights(state, ORIGINAL_VITS, expected).tree["decoder"]
+
+
+RESBLOCK2 = small_config(resblock_kernel_sizes=[3, 5, 7], resblock_dilation_sizes=[[1, 2], [2, 6], [3, 12]])
+
+
+@pytest.mark.parametrize("speakers", [False, True], ids=["one-speaker", "speakers"])
+def test_resblock2_decoder_matches_original_vits(speakers):
+    extra = dict(num_speakers=3, speaker_embedding_size=4) if speakers else {}
+    cfg = VitsConfig.from_dict({**RESBLOCK2, **extra, "resblock": "2"})
+    gen = _piper_generator(3, cfg)
+    params = _generator_params(gen, cfg)
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(2, 12, cfg.flow_size)).astype(np.float32)
+    g = rng.normal(size=(2, 1, 4)).astype(np.float32) if speakers else None
+
+    # The block alone, against the original ResBlock2 (no mask, as the Generator calls it).
+    x = rng.normal(size=(2, 30, cfg.upsample_initial_channel // 2)).astype(np.float32)
+    with torch.no_grad():
+        ref_block = gen.resblocks[2](ncw(x))
+    block = HifiGanResidualBlock2(x.shape[-1], cfg.resblock_kernel_sizes[2], cfg.resblock_dilation_sizes[2],
+                                  cfg.leaky_relu_slope)
+    assert_close(block.apply({"params": params["resblocks_2"]}, x), nwc(ref_block), what="resblock2")
+
+    with torch.no_grad():
+        ref = gen(ncw(z), None if g is None else ncw(g))[:, 0].numpy()
+    ours = VitsHifiGan(cfg).apply({"params": params}, z, g)
+    assert_close(ours, ref, what="resblock2 decoder")
+
+    # Masking: a padded item's valid samples equal the item decoded alone; zeros past them.
+    z[1, 7:] = 0.0
+    with torch.no_grad():
+        alone = gen(ncw(z[1:, :7]), None if g is None else ncw(g[1:]))[0, 0].numpy()
+    padded = VitsHifiGan(cfg).apply({"params": params}, z, g, lengths=jnp.array([12, 7]))
+    hop = cfg.hop_length
+    assert_close(padded[1, :7 * hop], alone, what="masked resblock2 decoder")
+    assert np.all(np.asarray(padded[1, 7 * hop:]) == 0)
+
+
+def test_resblock_type_round_trips_and_is_validated(tmp_path):
+    cfg = VitsConfig.from_dict({**RESBLOCK2, "resblock": "2"})
+    cfg.to_json(tmp_path / "config.json")
+    assert VitsConfig.from_json(tmp_path) == cfg
+    assert VitsConfig.from_json(tmp_path).resblock == "2"
+    assert VitsConfig().resblock == "1"   # transformers' block by default
+    with pytest.raises(ValueError, match="resblock"):
+        VitsConfig(resblock="3")
+    with pytest.raises(ValueError, match="resblock"):
+        VitsConfig(resblock=2)
+
+
+# --- (kernel - rate) odd: transformers' transposed convs give one extra sample per such stage ---
+
+ODD = small_config(upsample_rates=[5, 4, 3], upsample_kernel_sizes=[10, 8, 6], upsample_initial_channel=16)
+
+
+def test_decoder_odd_kernel_minus_rate_matches_transformers():
+    hf = hf_model(7, **ODD)
+    cfg = VitsConfig.from_dict(hf.config.to_dict())
+    params = to_flax(state_dict_numpy(hf), cfg)["decoder"]
+    rng = np.random.default_rng(7)
+    z = rng.normal(size=(2, 12, cfg.flow_size)).astype(np.float32)
+    with torch.no_grad():
+        ref = hf.decoder(ncw(z))[:, 0].numpy()
+    assert ref.shape[1] == output_length(cfg, 12) == ((12 * 5 + 1) * 4) * 3 + 1 != 12 * cfg.hop_length
+    ours = VitsHifiGan(cfg).apply({"params": params}, z)
+    assert_close(ours, ref, what="odd-kernel decoder")
+
+    z[1, 7:] = 0.0
+    with torch.no_grad():
+        alone = hf.decoder(ncw(z[1:, :7]))[0, 0].numpy()
+    padded = VitsHifiGan(cfg).apply({"params": params}, z, lengths=jnp.array([12, 7]))
+    n = output_length(cfg, 7)
+    assert alone.shape == (n,)
+    assert_close(padded[1, :n], alone, what="masked odd-kernel decoder")
+    assert np.all(np.asarray(padded[1, n:]) == 0)

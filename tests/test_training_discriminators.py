@@ -129,7 +129,11 @@ def test_load_discriminator_files(tmp_path):
     files = {"D_100.pth": {"model": sd, "iteration": 100, "learning_rate": 2e-4},   # VITS' checkpoint
              "state.bin": sd,
              "whole.pt": {**{f"discriminator.{k}": v for k, v in sd.items()},
-                          "text_encoder.embed_tokens.weight": torch.zeros(3, 2)}}
+                          "text_encoder.embed_tokens.weight": torch.zeros(3, 2)},
+             # Piper's Lightning checkpoint: generator and discriminator under model_g. / model_d.
+             "piper.ckpt": {"state_dict": {**{f"model_d.{k}": v for k, v in sd.items()},
+                                           "model_g.enc_p.emb.weight": torch.zeros(3, 2)},
+                            "hyper_parameters": {"sample_rate": 22050}, "epoch": 2}}
     for name, content in files.items():
         torch.save(content, tmp_path / name)
     save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "state.safetensors"))
@@ -141,6 +145,11 @@ def test_load_discriminator_files(tmp_path):
     torch.save([1, 2], tmp_path / "list.pth")
     with pytest.raises(ValueError, match="does not hold a state dict"):
         load_discriminator(str(tmp_path / "list.pth"), SMALL)
+    bad = {k: v.clone() for k, v in sd.items()}
+    bad["discriminators.3.conv_post.bias"][0] = float("nan")
+    torch.save(bad, tmp_path / "nan.pth")
+    with pytest.raises(ValueError, match=r"non-finite \(1\):\n\s+discriminators\.3\.conv_post\.bias"):
+        load_discriminator(str(tmp_path / "nan.pth"), SMALL)
 
 
 def test_full_size_shapes():

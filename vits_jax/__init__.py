@@ -8,7 +8,7 @@ import importlib
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "VitsParams": "checkpoint", "load": "checkpoint", "save": "checkpoint",
+    "VitsParams": "checkpoint", "load": "checkpoint", "save": "checkpoint", "convert_voice": "checkpoint",
     "VitsConfig": "config",
     "VitsModel": "model", "init_params": "model",
     "SynthesisOutput": "synthesis", "synthesize": "synthesis",
@@ -16,7 +16,7 @@ _EXPORTS = {
     "Speech": "speech", "speak": "speech",
 }
 
-__all__ = ["VitsConfig", "VitsModel", "VitsParams", "init_params", "load", "save",
+__all__ = ["VitsConfig", "VitsModel", "VitsParams", "init_params", "load", "save", "convert_voice",
            "SynthesisOutput", "synthesize", "Tokenizer", "Speech", "speak"]
 __version__ = "0.1.0"
 

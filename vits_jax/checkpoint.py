@@ -1,14 +1,20 @@
 """Converted checkpoints: a param pytree that carries its config, saved with orbax.
 
-A converted folder holds `params/` (orbax), `config.json` (transformers' field names) and the
-tokenizer files. `load` also accepts a transformers model folder (converted on the fly; no torch
-needed for safetensors) or a hub id (see hub.py).
+A converted folder holds `params/` (orbax), `config.json` (transformers' field names plus vits-jax's
+extensions) and the tokenizer files (`vocab.json`, ... or a Piper voice's `piper.json`). `load` also
+reads every other source of weights (weights/sources.py: transformers folders, original VITS and
+Piper checkpoints, Piper .onnx voices; no torch needed for any) and hub ids (hub.py).
+
+Writing never deletes or replaces anything it did not write: an existing destination is replaced
+only with `overwrite=True`, and only when it is a vits-jax checkpoint; a new checkpoint is assembled
+in a fresh folder beside the destination and renamed into place, so a failure leaves the old one.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -16,9 +22,14 @@ import jax
 import numpy as np
 
 from .config import VitsConfig
+from .hub import resolve
+from .model import param_shapes
+from .weights.mapper import map_weights
+from .weights.sources import PIPER_JSON, TOKENIZER_FILES as _TOKENIZER_FILES, open_source
+from .weights.tables import FLAX
 
 PARAMS_DIR = "params"
-TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+TOKENIZER_FILES = _TOKENIZER_FILES + (PIPER_JSON,)
 
 
 @jax.tree_util.register_pytree_with_keys_class
@@ -68,59 +79,119 @@ def split_params(params, config: Optional[VitsConfig] = None):
     return dict(params), config
 
 
+class DestinationError(ValueError):
+    """A destination that would overwrite something: exists without overwrite=True, is not a
+    vits-jax checkpoint, or is (inside) the source."""
+
+
 def is_converted(path: str) -> bool:
     return os.path.isdir(os.path.join(path, PARAMS_DIR)) and os.path.isfile(os.path.join(path, "config.json"))
 
 
-def copy_tokenizer_files(src: str, dst: str) -> None:
-    for name in TOKENIZER_FILES:
-        if os.path.isfile(os.path.join(src, name)):
-            shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+def _check_destination(path: str, overwrite: bool) -> None:
+    if os.path.lexists(path):
+        if not overwrite:
+            raise DestinationError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+        if not (os.path.isdir(path) and not os.path.islink(path) and is_converted(path)):
+            raise DestinationError(f"{path} exists and is not a vits-jax checkpoint; refusing to replace "
+                                   "it even with overwrite")
 
 
-def save(params: VitsParams, path: str | os.PathLike, tokenizer_dir: Optional[str] = None) -> None:
-    """Writes `params` (orbax), `config.json` and, from `tokenizer_dir`, the tokenizer files.
+def save(params: VitsParams, path: str | os.PathLike, tokenizer_dir: Optional[str] = None, *,
+         overwrite: bool = False, tokenizer_files: Optional[dict[str, str]] = None) -> None:
+    """Writes `params` (orbax), `config.json` and the tokenizer files: those of `tokenizer_dir`
+    (TOKENIZER_FILES found there) and `tokenizer_files` ({name: file to copy}).
 
-    The folder is assembled beside `path` and renamed into place, so a failure leaves no half
-    checkpoint. An existing `path` is replaced.
+    An existing `path` is replaced only with overwrite=True and only if it is a vits-jax checkpoint
+    (DestinationError otherwise). The folder is assembled beside `path` and renamed into place.
     """
     import orbax.checkpoint as ocp
 
     path = os.path.abspath(os.fspath(path))
-    tmp = path + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    tree = jax.tree.map(np.asarray, params.tree)
-    with ocp.StandardCheckpointer() as ckpt:
-        ckpt.save(os.path.join(tmp, PARAMS_DIR), tree)
-    params.config.to_json(os.path.join(tmp, "config.json"))
+    _check_destination(path, overwrite)
+    files = dict(tokenizer_files or {})
     if tokenizer_dir is not None:
-        copy_tokenizer_files(os.fspath(tokenizer_dir), tmp)
-    if os.path.exists(path):
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+        tokenizer_dir = os.fspath(tokenizer_dir)
+        files.update({n: os.path.join(tokenizer_dir, n) for n in TOKENIZER_FILES
+                      if os.path.isfile(os.path.join(tokenizer_dir, n))})
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=parent)
+    try:
+        tree = jax.tree.map(np.asarray, params.tree)
+        with ocp.StandardCheckpointer() as ckpt:
+            ckpt.save(os.path.join(tmp, PARAMS_DIR), tree)
+        params.config.to_json(os.path.join(tmp, "config.json"))
+        for name, src in files.items():
+            shutil.copyfile(src, os.path.join(tmp, name))
+        _check_destination(path, overwrite)           # nothing appeared meanwhile
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old", dir=parent)
+            os.replace(path, os.path.join(old, "checkpoint"))
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)        # only the folder this call made
+        raise
 
 
 def _restore(path: str, config: VitsConfig) -> dict:
+    """The orbax tree, checked against `config` by the same strict mapper as every source (the
+    training-only subtrees may be absent: an inference-only voice)."""
     import orbax.checkpoint as ocp
-    from .model import param_shapes
 
-    target = param_shapes(config)
+    folder = os.path.join(os.path.abspath(path), PARAMS_DIR)
     with ocp.StandardCheckpointer() as ckpt:
-        return ckpt.restore(os.path.join(os.path.abspath(path), PARAMS_DIR), target)
+        meta = ckpt.metadata(folder)
+        meta = getattr(meta, "item_metadata", meta)
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), dict(meta))
+        restored = ckpt.restore(folder, target)
+    flat = {"/".join(k.key for k in p): np.asarray(v)
+            for p, v in jax.tree_util.tree_flatten_with_path(restored)[0]}
+    return map_weights(flat, FLAX, param_shapes(config), source=path).tree
 
 
-def load(path: str | os.PathLike) -> VitsParams:
-    """A converted folder, a transformers model folder, or a hub id -> VitsParams.
-
-    Leaves are jax arrays on the default device, so repeated synthesize() calls do not copy them.
-    """
-    from .hub import resolve
-
-    path = resolve(os.fspath(path))
-    config = VitsConfig.from_json(os.path.join(path, "config.json"))
+def _load(path: str, config: Optional[str]) -> tuple[VitsParams, dict[str, str]]:
     if is_converted(path):
-        return VitsParams(_restore(path, config), config)
-    from convert import load_state_dict, to_flax
+        cfg = VitsConfig.from_json(os.path.join(path, "config.json"))
+        files = {n: os.path.join(path, n) for n in TOKENIZER_FILES if os.path.isfile(os.path.join(path, n))}
+        return VitsParams(jax.device_put(_restore(path, cfg)), cfg), files
+    source = open_source(path, config)
+    mapped = map_weights(source.state_dict, source.table, param_shapes(source.config),
+                         source=source.path)
+    return VitsParams(jax.device_put(mapped.tree), source.config), source.tokenizer_files
 
-    return VitsParams(jax.device_put(to_flax(load_state_dict(path), config)), config)
+
+def load(path: str | os.PathLike, *, config: Optional[str] = None) -> VitsParams:
+    """A converted folder, a transformers folder, a Piper voice (.onnx, or a folder holding one), an
+    original VITS / Piper training checkpoint, a hub id or a Piper voice name -> VitsParams.
+
+    `config`: the training config.json of a checkpoint whose config is not beside it. Leaves are
+    jax arrays on the default device. A voice without the training-only weights (a Piper .onnx)
+    loads for inference; `vits_jax.weights.check_trainable(params)` says whether it can train.
+    """
+    return _load(resolve(os.fspath(path)), config)[0]
+
+
+def _inside(child: str, parent: str) -> bool:
+    child, parent = os.path.realpath(child), os.path.realpath(parent)
+    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def convert_voice(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False,
+                  config: Optional[str] = None) -> VitsParams:
+    """Any voice `load` reads -> a converted vits-jax folder `dst` (params, config.json, tokenizer
+    files; a Piper voice's .onnx.json is kept as piper.json). The source is never touched: `dst`
+    may not be `src`, inside it, or hold it; an existing `dst` needs overwrite=True and must be a
+    vits-jax checkpoint."""
+    local = resolve(os.fspath(src))
+    dst = os.path.abspath(os.fspath(dst))
+    if _inside(dst, local) or _inside(local, dst):
+        raise DestinationError(f"destination {dst} is, contains or lies inside the source {local}; "
+                               "choose another folder")
+    _check_destination(dst, overwrite)
+    params, files = _load(local, config)
+    save(params, dst, overwrite=overwrite, tokenizer_files=files)
+    return params

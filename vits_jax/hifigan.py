@@ -1,6 +1,11 @@
 """HiFi-GAN decoder: latent frames -> waveform (transformers' HifiGanResidualBlock, VitsHifiGan).
 
-Shapes: B batch, F frames, Z flow_size, S samples (F * prod(upsample_rates)), C channels at a stage.
+Shapes: B batch, F frames, Z flow_size, S samples, C channels at a stage.
+S = F * prod(upsample_rates) when every (kernel - rate) is even; a stage whose (kernel - rate) is
+odd adds one sample (transformers' padding (kernel - rate) // 2 rounds down), see `output_length`.
+
+Residual blocks: config.resblock "1" is transformers' block (convs1/convs2 pairs), "2" is HiFi-GAN
+V2/V3's block (one dilated conv per dilation), which Piper's low/medium voices use.
 
 Padding: given `lengths` (valid frames per item), every conv's input is multiplied by the mask at
 its resolution, so positions past an item's end are zeros exactly as the conv's zero padding would
@@ -49,6 +54,44 @@ class HifiGanResidualBlock(nn.Module):
         return x
 
 
+class HifiGanResidualBlock2(nn.Module):
+    """HiFi-GAN V2/V3's ResBlock2: x = x + conv_d(leaky_relu(x)) for each dilation d (one `convs` list,
+    kernel `kernel_size`, as the original HiFi-GAN / VITS `ResBlock2`)."""
+
+    channels: int
+    kernel_size: int = 3
+    dilation: Sequence[int] = (1, 3)
+    leaky_relu_slope: float = 0.1
+
+    def setup(self):
+        k = self.kernel_size
+        self.convs = [conv1d(self.channels, k, d, _get_padding(k, d)) for d in self.dilation]
+
+    def __call__(self, x, mask=None):
+        """x: (B, S, C), mask (B, S, 1) or None -> (B, S, C); past the mask the output is
+        undefined (callers mask it before the next conv)."""
+        for conv in self.convs:
+            x = x + conv(_masked(leaky_relu(x, self.leaky_relu_slope), mask))
+        return x
+
+
+RESIDUAL_BLOCKS = {"1": HifiGanResidualBlock, "2": HifiGanResidualBlock2}
+
+
+def upsampled_length(length, rate: int, kernel_size: int):
+    """Samples out of one transposed-conv stage for `length` in: (length - 1) * rate - 2p + k with
+    p = (k - rate) // 2, i.e. length * rate, plus one when (k - rate) is odd. Works on ints and arrays."""
+    return (length - 1) * rate - 2 * ((kernel_size - rate) // 2) + kernel_size
+
+
+def output_length(config: VitsConfig, frames):
+    """Waveform samples the decoder gives for `frames` latent frames (int or array), as transformers'
+    VitsHifiGan. Equals frames * hop_length unless a stage's (kernel - rate) is odd."""
+    for rate, k in zip(config.upsample_rates, config.upsample_kernel_sizes):
+        frames = upsampled_length(frames, rate, k)
+    return frames
+
+
 class VitsHifiGan(nn.Module):
     config: VitsConfig
 
@@ -58,8 +101,9 @@ class VitsHifiGan(nn.Module):
         self.upsampler = [
             ConvTranspose1d(c.upsample_initial_channel // 2 ** (i + 1), k, rate, (k - rate) // 2)
             for i, (rate, k) in enumerate(zip(c.upsample_rates, c.upsample_kernel_sizes))]
+        block = RESIDUAL_BLOCKS[c.resblock]
         self.resblocks = [
-            HifiGanResidualBlock(c.upsample_initial_channel // 2 ** (i + 1), k, d, c.leaky_relu_slope)
+            block(c.upsample_initial_channel // 2 ** (i + 1), k, d, c.leaky_relu_slope)
             for i in range(len(c.upsample_rates))
             for k, d in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes)]
         self.conv_post = conv1d(1, 7, padding=3, use_bias=False)
@@ -69,26 +113,30 @@ class VitsHifiGan(nn.Module):
     def __call__(self, spectrogram, global_conditioning=None, lengths: Optional[jax.Array] = None):
         """spectrogram (B, F, Z), global_conditioning (B, 1, E), lengths (B,) valid frames.
 
-        Returns the waveform (B, S).
+        Returns the waveform (B, S), S = output_length(config, F) samples, exactly transformers'
+        (frames * hop_length, plus the extra samples of stages whose (kernel - rate) is odd).
+        transformers reports `sequence_lengths` = frames * hop_length regardless, and so do vits-jax's
+        callers; item b's valid samples here are output_length(config, lengths[b]).
         """
         c = self.config
         num_kernels = len(c.resblock_kernel_sizes)
 
-        def mask_at(hop):
-            if lengths is None:
+        def mask_for(valid, x):
+            # valid: (B,) samples of each item at x's resolution, as the item alone would have.
+            if valid is None:
                 return None
-            positions = jnp.arange(spectrogram.shape[1] * hop)
-            return (positions[None, :] < (lengths[:, None] * hop))[..., None].astype(spectrogram.dtype)
+            positions = jnp.arange(x.shape[1])
+            return (positions[None, :] < valid[:, None])[..., None].astype(x.dtype)
 
-        hop = 1
-        mask = mask_at(hop)
+        valid = lengths
+        mask = mask_for(valid, spectrogram)
         x = self.conv_pre(spectrogram)                                         # (B, F, C0)
         if global_conditioning is not None:
             x = x + self.cond(global_conditioning)
-        for i, rate in enumerate(c.upsample_rates):
+        for i, (rate, k) in enumerate(zip(c.upsample_rates, c.upsample_kernel_sizes)):
             x = self.upsampler[i](_masked(leaky_relu(x, c.leaky_relu_slope), mask))
-            hop *= rate
-            mask = mask_at(hop)                                                # x: (B, F*hop, C0/2^(i+1))
+            valid = None if valid is None else upsampled_length(valid, rate, k)
+            mask = mask_for(valid, x)                                          # x: (B, S_i, C0/2^(i+1))
             res = self.resblocks[i * num_kernels](x, mask)
             for j in range(1, num_kernels):
                 res = res + self.resblocks[i * num_kernels + j](x, mask)

@@ -24,6 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..layers import leaky_relu
+from ..weights.files import read_weights
+from ..weights.mapper import map_weights
+from ..weights.tables import DISCRIMINATOR
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,76 +215,26 @@ def init_discriminator(config: DiscriminatorConfig, key: jax.Array):
 
 # --- PyTorch state dicts (original VITS naming) -------------------------------------------------
 
-def _conv_layout(torch_weight: np.ndarray) -> np.ndarray:
-    """(out, in/g, k) or (out, in/g, k, 1) -> (k, in/g, out) or (k, 1, in/g, out)."""
-    return np.transpose(torch_weight, tuple(range(2, torch_weight.ndim)) + (1, 0))
-
-
-_SUFFIXES = {
-    "weight_g": "weight_g", "weight_v": "weight_v", "bias": "bias",
-    "parametrizations.weight.original0": "weight_g", "parametrizations.weight.original1": "weight_v",
-}
-
-
-def from_torch_state_dict(state_dict: Mapping[str, Any], config: DiscriminatorConfig = DiscriminatorConfig()):
+def from_torch_state_dict(state_dict: Mapping[str, Any], config: DiscriminatorConfig = DiscriminatorConfig(),
+                          *, source: str = ""):
     """A state dict of the original VITS MultiPeriodDiscriminator (`discriminators.0.convs.0.weight_g`,
     `...conv_post.bias`; `parametrizations.weight.original0/1` accepted too; a `module.` prefix from
-    DistributedDataParallel is dropped) -> this module's params. Strict: raises listing missing,
-    unexpected and mis-shaped keys."""
-    target = discriminator_shapes(config)
-    flat_target = {tuple(k.key for k in path): leaf
-                   for path, leaf in jax.tree_util.tree_flatten_with_path(target)[0]}
-    out, unexpected, misshaped = {}, [], []
-    for name, value in state_dict.items():
-        value = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, np.float32)
-        parts = name.removeprefix("module.").split(".")
-        if len(parts) < 4 or parts[0] != "discriminators":
-            unexpected.append(name)
-            continue
-        suffix = ".".join(parts[4:]) if parts[2] == "convs" else ".".join(parts[3:])
-        if suffix not in _SUFFIXES:
-            unexpected.append(name)
-            continue
-        layer = f"convs_{parts[3]}" if parts[2] == "convs" else parts[2]
-        path = (f"discriminators_{parts[1]}", layer, _SUFFIXES[suffix])
-        if path not in flat_target:
-            unexpected.append(name)
-            continue
-        if path[-1] == "weight_v":
-            value = _conv_layout(value)
-        elif path[-1] == "weight_g":
-            value = value.reshape(-1)
-        if value.shape != flat_target[path].shape:
-            misshaped.append(f"{name}: {value.shape} != {flat_target[path].shape}")
-            continue
-        out[path] = value
-    missing = sorted("/".join(p) for p in flat_target if p not in out)
-    if missing or unexpected or misshaped:
-        raise ValueError("discriminator state dict does not match the config:\n"
-                         f"  missing: {missing}\n  unexpected: {sorted(unexpected)}\n"
-                         f"  mis-shaped: {misshaped}")
-    tree: dict = {}
-    for path, value in out.items():
-        node = tree
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return tree
+    DistributedDataParallel is dropped) -> this module's params, through the strict mapper and the
+    DISCRIMINATOR table (weight norm kept as g and v). Raises ConversionError listing missing,
+    unexpected, mis-shaped and non-finite keys."""
+    return map_weights(state_dict, DISCRIMINATOR, discriminator_shapes(config), optional={},
+                       source=source).tree
 
 
 def load_discriminator(path: str, config: DiscriminatorConfig = DiscriminatorConfig()):
-    """Discriminator params from a PyTorch weights file, read by `convert.load_state_dict`:
-    `.safetensors` (no torch needed), or a torch pickle (`.pth`/`.pt`/`.bin`, needs torch) holding
-    the state dict itself or VITS' training checkpoint `{"model": state_dict, ...}` (its D_*.pth
-    files). A file of a whole model whose discriminator keys start with `discriminator.` is reduced
-    to those keys. Strict as `from_torch_state_dict`."""
-    from convert import load_state_dict  # torch stays in convert/
-
-    state_dict = load_state_dict(path)
-    if any(k.startswith("discriminator.") for k in state_dict):
-        state_dict = {k.removeprefix("discriminator."): v for k, v in state_dict.items()
-                      if k.startswith("discriminator.")}
-    try:
-        return from_torch_state_dict(state_dict, config)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+    """Discriminator params from a weights file, read without torch (vits_jax.weights.files):
+    `.safetensors` or a torch pickle (`.pth`/`.pt`/`.bin`) holding the state dict itself, VITS'
+    training checkpoint `{"model": state_dict, ...}` (its D_*.pth files) or Piper's Lightning
+    `.ckpt` (its `model_d.` entries). A file of a whole model whose discriminator keys start with
+    `discriminator.` is reduced to those keys. Strict as `from_torch_state_dict`."""
+    state_dict = read_weights(path)
+    for prefix in ("discriminator.", "model_d."):
+        if any(k.startswith(prefix) for k in state_dict):
+            state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+            break
+    return from_torch_state_dict(state_dict, config, source=path)

@@ -32,6 +32,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from ..config import VitsConfig
 from ..model import init_params
 from ..sharding import BATCH_AXIS, batch_mesh
+from ..weights.mapper import check_trainable
 from . import losses
 from .discriminators import DiscriminatorConfig, MultiPeriodDiscriminator, init_discriminator
 from .generator import generator_forward
@@ -97,6 +98,7 @@ class TrainState:
     @classmethod
     def create(cls, generator_params, discriminator_params, train: TrainConfig) -> "TrainState":
         generator_params = getattr(generator_params, "tree", generator_params)  # VitsParams -> dict
+        check_trainable(generator_params)   # an inference-only voice (Piper .onnx) cannot train
         tx = make_optimizer(train)
         return cls(step=jnp.zeros((), jnp.int32), generator=generator_params,
                    discriminator=discriminator_params, generator_opt=tx.init(generator_params),
