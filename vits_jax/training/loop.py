@@ -288,7 +288,8 @@ def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, fi
         sample(run.steps)
     log.plot(os.path.join(out, "losses.png"))
     model_dir = os.path.join(out, "model")
-    save(VitsParams(state.generator, config), model_dir, tokenizer_dir=folder)
+    save(VitsParams(state.generator, config), model_dir, tokenizer_dir=folder,
+         overwrite=True)   # OUT/model is this run's own output (a resumed run writes it again)
     result = RunResult(run.steps, steps_run, seconds if steps_run else 0.0, model_dir, dataset.skipped)
     if steps_run > 1:
         echo(f"{steps_run} steps, {result.steps_per_second:.2f} steps/s after the first (compiling) step")
