@@ -288,6 +288,13 @@ def test_masked_positions_are_ignored(tiny):
     (dict(key=jax.random.split(jax.random.key(0), 3)), r"one per batch item \(2,\)"),
     (dict(key=np.zeros(3, np.float32)), "key must be a jax.random.key"),
     (dict(config=VitsConfig()), "config= disagrees"),
+    (dict(sdp_noise=np.zeros((2, 3, 3))), r"sdp_noise must have shape \(2, length, 2\)"),
+    (dict(sdp_noise=np.zeros((1, 3, 2))), r"sdp_noise must have shape \(2, length, 2\)"),
+    (dict(sdp_noise=np.zeros((2, 2, 2))), "sdp_noise covers 2 tokens, the input has 3"),
+    (dict(sdp_noise=np.full((2, 3, 2), np.nan)), "sdp_noise must be finite"),
+    (dict(prior_noise=np.zeros((2, 40, 3))), r"prior_noise must have shape \(2, length, 2\)"),
+    (dict(prior_noise=np.zeros((2, 1, 2))), "prior_noise covers 1 frames, .* are rendered"),
+    (dict(mesh="batch"), "mesh must be a jax.sharding.Mesh or a NamedSharding"),
 ])
 def test_validation_errors(tiny, kwargs, match):
     call = {"ids": [[1, 2, 3], [4, 5, 6]], **kwargs}

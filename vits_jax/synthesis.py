@@ -270,11 +270,12 @@ def _placement(mesh, devices):
 
 def _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate, noise_scale,
              noise_scale_duration, config, sdp_noise, prior_noise, mesh, devices):
-    """Checks everything on the host before any work; returns (tree, config, T, B, arguments of
-    the core padded to Tb (and to the mesh's batch), per-item options for render, placement)."""
+    """Checks everything on the host before any work; returns (VitsParams, T, B, encode's arguments
+    padded to Tb (and to the mesh's batch), render's per-item options, the batch sharding)."""
     tree, config = split_params(params, config)
     ids, mask = _check_ids(ids, attention_mask, config)
     b, t = ids.shape
+    split, replicated = _placement(mesh, devices)
     speakers = check_speaker_ids(speaker_id, b, config)
     rate = _per_item(speaking_rate, config.speaking_rate, b, "speaking_rate", positive=True)
     noise_scale = _per_item(noise_scale, config.noise_scale, b, "noise_scale", positive=False)
@@ -293,7 +294,6 @@ def _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate, noise_
         sdp_noise = _pad_to(sdp_noise, tb)
     if prior_noise is not None:
         prior_noise = _check_noise(prior_noise, b, config.flow_size, "prior_noise")
-    split, replicated = _placement(mesh, devices)
     place = lambda x: sharding.shard_batch(x, b, split)
     if split is not None:
         tree = jax.device_put(tree, replicated)      # no copy when the params are already there
