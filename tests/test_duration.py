@@ -97,3 +97,30 @@ def test_deterministic_predictor():
         ref = hf.duration_predictor(ncw(x), ncw(mask), ncw(g))
     ours = VitsDurationPredictor(cfg).apply({"params": params}, x, mask, g)
     assert_close(ours, nwc(ref), what="deterministic log durations")
+
+
+def test_one_interface_for_both_predictors(sdp):
+    """log_durations / nll on either predictor: the stochastic one's are its reverse / forward
+    directions (transformers' default direction is forward, reverse=False); the deterministic
+    one's nll is the per-item squared error of log durations, against torch's MSE here."""
+    hf, cfg, params, rng, mask, x = sdp
+    noise = rng.normal(size=(2, 9, 2)).astype(np.float32)
+    durations = (rng.integers(1, 9, size=(2, 9, 1)) * mask).astype(np.float32)
+    sdp_module = VitsStochasticDurationPredictor(cfg)
+    apply = lambda method, **kw: sdp_module.apply({"params": params}, x, mask, None, method=method, **kw)
+    np.testing.assert_array_equal(apply(sdp_module.log_durations, noise=noise, noise_scale=0.8),
+                                  apply(None, noise=noise, noise_scale=0.8, reverse=True))
+    np.testing.assert_array_equal(apply(sdp_module.nll, noise=noise, durations=durations),
+                                  apply(None, noise=noise, durations=durations))
+
+    hf2, cfg2, params2, _, _, _ = _setup(4, use_stochastic_duration_prediction=False)
+    dp = VitsDurationPredictor(cfg2)
+    logw = dp.apply({"params": params2}, x, mask, method=dp.log_durations, noise=noise, noise_scale=0.8)
+    with torch.no_grad():
+        ref_logw = nwc(hf2.duration_predictor(ncw(x), ncw(mask)))
+    assert_close(logw, ref_logw, what="deterministic log durations via the interface")
+    nll = dp.apply({"params": params2}, x, mask, method=dp.nll, durations=durations)
+    target = torch.log(torch.as_tensor(durations) + 1e-6) * torch.as_tensor(mask)
+    ref = ((torch.as_tensor(ref_logw) - target) ** 2).sum(dim=(1, 2)).numpy()
+    assert nll.shape == (2,)
+    assert_close(nll, ref, what="deterministic per-item nll")

@@ -18,10 +18,18 @@ from conftest import NoiseRecorder, assert_close, hf_model, small_config, state_
 
 from convert import to_flax
 from vits_jax import SynthesisOutput, VitsConfig, VitsParams, synthesize
-from vits_jax.synthesis import MAX_TOKENS, bucket, compilation_counts, frame_bucket, predict_durations
+from vits_jax import synthesis
+from vits_jax.synthesis import MAX_TOKENS, bucket, frame_bucket, predict_durations
 
 FRAMES_PER_TOKEN = 6
 SPEAKERS = 3
+
+
+def compilation_counts() -> dict[str, int]:
+    """Programs compiled so far by each of synthesize's jitted core functions."""
+    programs = {"encode": synthesis._encode_program, "render": synthesis._render_program,
+                "fixed": synthesis._generate_program}
+    return {name: fn._cache_size() for name, fn in programs.items()}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +95,8 @@ def test_parity_with_transformers(multi, noise, speaker, monkeypatch):
     monkeypatch.undo()
     kwargs = dict(noise_scale=hf.noise_scale, noise_scale_duration=hf.noise_scale_duration)
     if noise:  # transformers' draws, (B, C, T) -> (B, T, C)
-        kwargs["_noise"] = (recorder.draws[0].transpose(0, 2, 1), recorder.draws[-1].transpose(0, 2, 1))
+        kwargs["sdp_noise"] = recorder.draws[0].transpose(0, 2, 1)
+        kwargs["prior_noise"] = recorder.draws[-1].transpose(0, 2, 1)
     out = synthesize(params, ids, speaker_id=speaker, speaking_rate=rate, **kwargs)
     assert isinstance(out, SynthesisOutput)
     np.testing.assert_array_equal(out.durations, ref_durations)
@@ -279,6 +288,13 @@ def test_masked_positions_are_ignored(tiny):
     (dict(key=jax.random.split(jax.random.key(0), 3)), r"one per batch item \(2,\)"),
     (dict(key=np.zeros(3, np.float32)), "key must be a jax.random.key"),
     (dict(config=VitsConfig()), "config= disagrees"),
+    (dict(sdp_noise=np.zeros((2, 3, 3))), r"sdp_noise must have shape \(2, length, 2\)"),
+    (dict(sdp_noise=np.zeros((1, 3, 2))), r"sdp_noise must have shape \(2, length, 2\)"),
+    (dict(sdp_noise=np.zeros((2, 2, 2))), "sdp_noise covers 2 tokens, the input has 3"),
+    (dict(sdp_noise=np.full((2, 3, 2), np.nan)), "sdp_noise must be finite"),
+    (dict(prior_noise=np.zeros((2, 40, 3))), r"prior_noise must have shape \(2, length, 2\)"),
+    (dict(prior_noise=np.zeros((2, 1, 2))), "prior_noise covers 1 frames, .* are rendered"),
+    (dict(mesh="batch"), "mesh must be a jax.sharding.Mesh or a NamedSharding"),
 ])
 def test_validation_errors(tiny, kwargs, match):
     call = {"ids": [[1, 2, 3], [4, 5, 6]], **kwargs}

@@ -11,12 +11,14 @@ _EXPORTS = {
     "VitsParams": "checkpoint", "load": "checkpoint", "save": "checkpoint", "convert_voice": "checkpoint",
     "VitsConfig": "config",
     "VitsModel": "model", "init_params": "model",
+    "Encoded": "core", "GenerateOutput": "core", "encode": "core", "generate": "core", "render": "core",
     "SynthesisOutput": "synthesis", "synthesize": "synthesis",
     "Tokenizer": "tokenizer",
     "Speech": "speech", "speak": "speech",
 }
 
 __all__ = ["VitsConfig", "VitsModel", "VitsParams", "init_params", "load", "save", "convert_voice",
+           "Encoded", "GenerateOutput", "encode", "generate", "render",
            "SynthesisOutput", "synthesize", "Tokenizer", "Speech", "speak"]
 __version__ = "0.1.0"
 

@@ -4,6 +4,13 @@ Mirrors transformers' VitsDilatedDepthSeparableConv, VitsConvFlow, VitsElementwi
 VitsStochasticDurationPredictor and VitsDurationPredictor.
 Shapes: B batch, T tokens, C hidden_size, E speaker_embedding_size, K flow bins.
 Masks are (B, T, 1); speaker conditioning is (B, 1, E) and broadcasts over T.
+
+Both predictors share one interface, so the model and training never ask which one they hold:
+  log_durations(x, padding_mask, g, *, noise, noise_scale)   inference: log frames per token (B, T, 1)
+  nll(x, padding_mask, g, *, durations, noise, deterministic) training: per-item loss (B,), summed over
+      tokens (stochastic: the variational bound on -log p(durations); deterministic: the squared error
+      of the log durations); the duration loss is sum(nll) / number of tokens.
+`noise` is (B, T, 2) standard normal; the deterministic predictor ignores it.
 """
 
 from __future__ import annotations
@@ -15,10 +22,10 @@ import jax
 import jax.numpy as jnp
 
 from .config import VitsConfig
-from .layers import conv1d, layer_norm
+from .layers import ACTIVATIONS, conv1d, layer_norm, same_padding
 from .spline import unconstrained_rational_quadratic_spline
 
-_gelu = lambda x: jax.nn.gelu(x, approximate=False)  # torch's default (erf) GELU
+_gelu = ACTIVATIONS["gelu"]  # torch's default (erf) GELU
 
 
 class VitsDilatedDepthSeparableConv(nn.Module):
@@ -31,9 +38,8 @@ class VitsDilatedDepthSeparableConv(nn.Module):
         convs_dilated, convs_pointwise, norms_1, norms_2 = [], [], [], []
         for i in range(self.num_layers):
             dilation = self.kernel_size ** i
-            padding = (self.kernel_size * dilation - dilation) // 2
-            convs_dilated.append(conv1d(self.channels, self.kernel_size, dilation, padding,
-                                        groups=self.channels))
+            convs_dilated.append(conv1d(self.channels, self.kernel_size, dilation,
+                                        same_padding(self.kernel_size, dilation), groups=self.channels))
             convs_pointwise.append(conv1d(self.channels, 1))
             norms_1.append(layer_norm(1e-5))
             norms_2.append(layer_norm(1e-5))
@@ -141,13 +147,22 @@ class VitsStochasticDurationPredictor(nn.Module):
         x = self.conv_dds(x, padding_mask, deterministic=deterministic)
         return self.conv_proj(x) * padding_mask                                # (B, T, C)
 
+    def log_durations(self, x, padding_mask, global_conditioning=None, *, noise, noise_scale=1.0):
+        """Inference: x (B, T, C), noise (B, T, 2) -> log durations (B, T, 1)."""
+        return self(x, padding_mask, global_conditioning, noise=noise, noise_scale=noise_scale, reverse=True)
+
+    def nll(self, x, padding_mask, global_conditioning=None, *, durations, noise, deterministic: bool = True):
+        """Training: durations (B, T, 1) frames, noise (B, T, 2) -> the bound per item (B,)."""
+        return self(x, padding_mask, global_conditioning, noise=noise, durations=durations, reverse=False,
+                    deterministic=deterministic)
+
     def __call__(self, x, padding_mask, global_conditioning=None, *, noise, noise_scale=1.0,
-                 durations=None, reverse: bool = True, deterministic: bool = True):
+                 durations=None, reverse: bool = False, deterministic: bool = True):
         """x: (B, T, C) encoder states; noise: (B, T, 2) standard normal.
 
+        reverse=False (training, transformers' default): `durations` (B, T, 1) in frames; returns
+        the negative log-likelihood bound per item (B,), with `noise` as the posterior's noise.
         reverse=True (inference): returns log durations (B, T, 1).
-        reverse=False (training): `durations` (B, T, 1) in frames; returns the negative
-        log-likelihood bound per item (B,), with `noise` as the posterior's noise.
         """
         cond = self._condition(x, padding_mask, global_conditioning, deterministic)
         if reverse:
@@ -203,6 +218,17 @@ class VitsDurationPredictor(nn.Module):
         if c.speaker_embedding_size != 0:
             self.cond = conv1d(c.hidden_size, 1)
         self.drop = nn.Dropout(c.duration_predictor_dropout)
+
+    def log_durations(self, x, padding_mask, global_conditioning=None, *, noise=None, noise_scale=None):
+        """Inference: x (B, T, C) -> log durations (B, T, 1); deterministic, so the noise is unused."""
+        return self(x, padding_mask, global_conditioning)
+
+    def nll(self, x, padding_mask, global_conditioning=None, *, durations, noise=None,
+            deterministic: bool = True):
+        """Training: durations (B, T, 1) frames -> per-item squared error of the log durations (B,)."""
+        predicted = self(x, padding_mask, global_conditioning, deterministic=deterministic)
+        target = jnp.log(durations + 1e-6) * padding_mask
+        return jnp.sum((predicted - target) ** 2, axis=(1, 2))
 
     def __call__(self, x, padding_mask, global_conditioning=None, deterministic: bool = True):
         """x: (B, T, C) -> log durations (B, T, 1)."""

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from .config import VitsConfig
 from .layers import conv1d
-from .wavenet import VitsWaveNet
+from .wavenet import wavenet_from_config
 
 
 class VitsResidualCouplingLayer(nn.Module):
@@ -20,9 +20,7 @@ class VitsResidualCouplingLayer(nn.Module):
     def setup(self):
         c = self.config
         self.conv_pre = conv1d(c.hidden_size, 1)
-        self.wavenet = VitsWaveNet(c.hidden_size, c.prior_encoder_num_wavenet_layers,
-                                   c.wavenet_kernel_size, c.wavenet_dilation_rate,
-                                   c.speaker_embedding_size, c.wavenet_dropout)
+        self.wavenet = wavenet_from_config(c, c.prior_encoder_num_wavenet_layers)
         self.conv_post = conv1d(c.flow_size // 2, 1)
 
     def __call__(self, x, padding_mask, global_conditioning=None, reverse: bool = False,

@@ -16,22 +16,18 @@ elementwise pass as the leaky ReLU before each conv, so it costs no extra sweep 
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from .config import VitsConfig
-from .layers import ConvTranspose1d, conv1d, leaky_relu
+from .layers import ConvTranspose1d, conv1d, leaky_relu, same_padding
 
 
 def _masked(x, mask):
     return x if mask is None else x * mask
-
-
-def _get_padding(kernel_size: int, dilation: int = 1) -> int:
-    return (kernel_size * dilation - dilation) // 2
 
 
 class HifiGanResidualBlock(nn.Module):
@@ -39,11 +35,12 @@ class HifiGanResidualBlock(nn.Module):
     kernel_size: int = 3
     dilation: Sequence[int] = (1, 3, 5)
     leaky_relu_slope: float = 0.1
+    dtype: Any = jnp.float32        # compute dtype; params stay float32
 
     def setup(self):
         k = self.kernel_size
-        self.convs1 = [conv1d(self.channels, k, d, _get_padding(k, d)) for d in self.dilation]
-        self.convs2 = [conv1d(self.channels, k, 1, _get_padding(k, 1)) for _ in self.dilation]
+        self.convs1 = [conv1d(self.channels, k, d, same_padding(k, d), dtype=self.dtype) for d in self.dilation]
+        self.convs2 = [conv1d(self.channels, k, 1, same_padding(k, 1), dtype=self.dtype) for _ in self.dilation]
 
     def __call__(self, x, mask=None):
         """x: (B, S, C), mask (B, S, 1) or None -> (B, S, C); past the mask the output is
@@ -62,10 +59,11 @@ class HifiGanResidualBlock2(nn.Module):
     kernel_size: int = 3
     dilation: Sequence[int] = (1, 3)
     leaky_relu_slope: float = 0.1
+    dtype: Any = jnp.float32        # compute dtype; params stay float32
 
     def setup(self):
         k = self.kernel_size
-        self.convs = [conv1d(self.channels, k, d, _get_padding(k, d)) for d in self.dilation]
+        self.convs = [conv1d(self.channels, k, d, same_padding(k, d), dtype=self.dtype) for d in self.dilation]
 
     def __call__(self, x, mask=None):
         """x: (B, S, C), mask (B, S, 1) or None -> (B, S, C); past the mask the output is
@@ -93,32 +91,37 @@ def output_length(config: VitsConfig, frames):
 
 
 class VitsHifiGan(nn.Module):
+    """dtype: the compute dtype (e.g. bfloat16; 97% of the model's FLOPs are here). Params stay
+    float32 and are cast inside the convs, so their gradients are float32; the waveform is float32."""
+
     config: VitsConfig
+    dtype: Any = jnp.float32
 
     def setup(self):
         c = self.config
-        self.conv_pre = conv1d(c.upsample_initial_channel, 7, padding=3)
+        self.conv_pre = conv1d(c.upsample_initial_channel, 7, padding=3, dtype=self.dtype)
         self.upsampler = [
             ConvTranspose1d(c.upsample_initial_channel // 2 ** (i + 1), k, rate, (k - rate) // 2)
             for i, (rate, k) in enumerate(zip(c.upsample_rates, c.upsample_kernel_sizes))]
         block = RESIDUAL_BLOCKS[c.resblock]
         self.resblocks = [
-            block(c.upsample_initial_channel // 2 ** (i + 1), k, d, c.leaky_relu_slope)
+            block(c.upsample_initial_channel // 2 ** (i + 1), k, d, c.leaky_relu_slope, self.dtype)
             for i in range(len(c.upsample_rates))
             for k, d in zip(c.resblock_kernel_sizes, c.resblock_dilation_sizes)]
-        self.conv_post = conv1d(1, 7, padding=3, use_bias=False)
+        self.conv_post = conv1d(1, 7, padding=3, use_bias=False, dtype=self.dtype)
         if c.speaker_embedding_size != 0:
-            self.cond = conv1d(c.upsample_initial_channel, 1)
+            self.cond = conv1d(c.upsample_initial_channel, 1, dtype=self.dtype)
 
     def __call__(self, spectrogram, global_conditioning=None, lengths: Optional[jax.Array] = None):
         """spectrogram (B, F, Z), global_conditioning (B, 1, E), lengths (B,) valid frames.
 
-        Returns the waveform (B, S), S = output_length(config, F) samples, exactly transformers'
+        Returns the waveform (B, S) float32, S = output_length(config, F) samples, exactly transformers'
         (frames * hop_length, plus the extra samples of stages whose (kernel - rate) is odd).
         transformers reports `sequence_lengths` = frames * hop_length regardless, and so do vits-jax's
         callers; item b's valid samples here are output_length(config, lengths[b]).
         """
         c = self.config
+        spectrogram = spectrogram.astype(self.dtype)
         num_kernels = len(c.resblock_kernel_sizes)
 
         def mask_for(valid, x):
@@ -143,4 +146,4 @@ class VitsHifiGan(nn.Module):
             x = res / num_kernels
         # transformers' final leaky_relu uses torch's default slope, 0.01, not the config's.
         x = self.conv_post(_masked(leaky_relu(x, 0.01), mask))                 # (B, S, 1)
-        return _masked(jnp.tanh(x), mask)[..., 0]
+        return _masked(jnp.tanh(x), mask)[..., 0].astype(jnp.float32)

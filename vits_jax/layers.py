@@ -24,12 +24,20 @@ ACTIVATIONS: dict[str, Callable] = {
 }
 
 
+def same_padding(kernel_size: int, dilation: int = 1) -> int:
+    """Zero padding per side that keeps a stride-1 conv's length: (k - 1) * dilation / 2 (odd k)."""
+    return (kernel_size * dilation - dilation) // 2
+
+
 def conv1d(features: int, kernel_size: int, dilation: int = 1, padding: int | tuple[int, int] = 0,
-           groups: int = 1, use_bias: bool = True, name: str | None = None) -> nn.Conv:
-    """torch.nn.Conv1d with explicit (never "SAME") zero padding, channels-last."""
+           groups: int = 1, use_bias: bool = True, name: str | None = None, dtype=None) -> nn.Conv:
+    """torch.nn.Conv1d with explicit (never "SAME") zero padding, channels-last.
+
+    dtype: the compute dtype (inputs and the float32 params are cast to it); None keeps flax's
+    promotion of the input and param dtypes."""
     pad = (padding, padding) if isinstance(padding, int) else tuple(padding)
     return nn.Conv(features, kernel_size=(kernel_size,), kernel_dilation=(dilation,), padding=[pad],
-                   feature_group_count=groups, use_bias=use_bias, precision=None, name=name)
+                   feature_group_count=groups, use_bias=use_bias, precision=None, name=name, dtype=dtype)
 
 
 def layer_norm(eps: float, name: str | None = None) -> nn.LayerNorm:

@@ -2,12 +2,16 @@
 
 Shapes: B batch, T tokens, F frames, S samples, C hidden_size, Z flow_size, E speaker embedding.
 Masks are (B, T, 1) / (B, F, 1) floats. All noise is passed in, standard normal, so callers
-control randomness (see synthesis.py) and parity tests can inject transformers' own draws.
+control randomness (see core.py) and parity tests can inject transformers' own draws.
+
+decoder_dtype: the decoder's compute dtype (e.g. bfloat16); params stay float32 and are cast
+inside its convs. Durations, alignment and the flow always run in float32, so lengths never
+change with it.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
@@ -24,16 +28,16 @@ from .text_encoder import VitsTextEncoder
 
 class VitsModel(nn.Module):
     config: VitsConfig
+    decoder_dtype: Any = jnp.float32
 
     def setup(self):
         c = self.config
         self.text_encoder = VitsTextEncoder(c)
         self.flow = VitsResidualCouplingBlock(c)
-        self.decoder = VitsHifiGan(c)
-        if c.use_stochastic_duration_prediction:
-            self.duration_predictor = VitsStochasticDurationPredictor(c)
-        else:
-            self.duration_predictor = VitsDurationPredictor(c)
+        self.decoder = VitsHifiGan(c, dtype=self.decoder_dtype)
+        predictor = (VitsStochasticDurationPredictor if c.use_stochastic_duration_prediction
+                     else VitsDurationPredictor)
+        self.duration_predictor = predictor(c)   # one interface: log_durations / nll
         if c.num_speakers > 1:
             self.embed_speaker = nn.Embed(c.num_speakers, c.speaker_embedding_size)
         self.posterior_encoder = VitsPosteriorEncoder(c)
@@ -50,10 +54,8 @@ class VitsModel(nn.Module):
 
     def predict_log_durations(self, hidden, padding_mask, speaker, noise, noise_scale_duration):
         """hidden (B, T, C), noise (B, T, 2) -> log durations (B, T, 1)."""
-        if self.config.use_stochastic_duration_prediction:
-            return self.duration_predictor(hidden, padding_mask, speaker, noise=noise,
-                                           noise_scale=noise_scale_duration, reverse=True)
-        return self.duration_predictor(hidden, padding_mask, speaker)
+        return self.duration_predictor.log_durations(hidden, padding_mask, speaker, noise=noise,
+                                                     noise_scale=noise_scale_duration)
 
     def durations(self, input_ids, padding_mask, speaker_ids, noise, noise_scale_duration, length_scale):
         """Stage 1: ids (B, T) -> frames per token (B, T) float, and the encoder outputs."""
@@ -65,33 +67,29 @@ class VitsModel(nn.Module):
         return durations, means, log_variances
 
     def render(self, means, log_variances, durations, speaker_ids, noise, noise_scale, num_frames: int,
-               decoder_dtype=None):
-        """Stage 2: token priors (B, T, Z) and durations (B, T) -> waveform (B, F*hop), spectrogram.
+               start_frame=0):
+        """Stage 2: token priors (B, T, Z) and durations (B, T) -> waveform (B, F*hop) float32,
+        spectrogram (B, F, Z), frame lengths (B,) within the frames rendered.
 
-        noise: (B, F, Z) standard normal for the prior sample. decoder_dtype: compute dtype of the
-        decoder's activations (its params must be cast by the caller); the waveform is float32.
+        noise: (B, F, Z) standard normal for the prior sample. start_frame (may be traced): render
+        frames start_frame .. start_frame+F-1 of the utterance, as if it began and ended at that
+        window's edges (exact chunking crops the edges; see streaming).
         """
         speaker = self.speaker_conditioning(speaker_ids)
-        lengths = alignment.output_lengths(durations)                          # (B,)
+        lengths = alignment.output_lengths(durations) - start_frame             # (B,) from the window's start
         mask = alignment.frame_mask(lengths, num_frames, means.dtype)          # (B, F, 1)
-        means = alignment.expand(means, durations, num_frames)                 # (B, F, Z)
-        log_variances = alignment.expand(log_variances, durations, num_frames)
+        means = alignment.expand(means, durations, num_frames, start_frame)    # (B, F, Z)
+        log_variances = alignment.expand(log_variances, durations, num_frames, start_frame)
         prior = means + noise * jnp.exp(log_variances) * noise_scale
         latents = self.flow(prior, mask, speaker, reverse=True)
         spectrogram = latents * mask
-        waveform = self.decode(spectrogram, speaker, lengths, decoder_dtype)    # (B, S)
+        waveform = self.decode(spectrogram, speaker, lengths)                 # (B, S)
         return waveform, spectrogram, lengths
 
-    def decode(self, spectrogram, speaker, lengths=None, dtype=None):
-        """HiFi-GAN: latents (B, F, Z), speaker (B, 1, E) or None -> waveform (B, F*hop) float32.
-
-        dtype: compute dtype of the decoder's activations (its params must already be of it, see
-        `cast_decoder`); None computes in the latents' dtype.
-        """
-        if dtype is None:
-            return self.decoder(spectrogram, speaker, lengths=lengths)
-        return self.decoder(spectrogram.astype(dtype), None if speaker is None else speaker.astype(dtype),
-                            lengths=lengths).astype(jnp.float32)
+    def decode(self, spectrogram, speaker, lengths=None):
+        """HiFi-GAN in `decoder_dtype`: latents (B, F, Z), speaker (B, 1, E) or None -> waveform
+        (B, F*hop) float32."""
+        return self.decoder(spectrogram, speaker, lengths=lengths)
 
     def __call__(self, input_ids, padding_mask, speaker_ids=None, *, sdp_noise, prior_noise,
                  noise_scale, noise_scale_duration, length_scale, num_frames: int):
@@ -115,19 +113,10 @@ class VitsModel(nn.Module):
         z, _, _ = self.posterior_encoder(spectrogram, frame_mask, speaker,
                                          noise=jnp.zeros((b, f, self.config.flow_size)))
         self.flow(z, frame_mask, speaker)
-        if self.config.use_stochastic_duration_prediction:
-            hidden, _, _ = self.encode_text(input_ids, padding_mask)
-            self.duration_predictor(hidden, padding_mask, speaker, noise=jnp.zeros((b, t, 2)),
-                                    durations=jnp.ones((b, t, 1)), reverse=False)
+        hidden, _, _ = self.encode_text(input_ids, padding_mask)
+        self.duration_predictor.nll(hidden, padding_mask, speaker, noise=jnp.zeros((b, t, 2)),
+                                    durations=jnp.ones((b, t, 1)))
         return out
-
-
-def cast_decoder(tree: dict, dtype) -> dict:
-    """The param tree with the decoder's leaves cast to `dtype` (None: unchanged). Casting inside
-    a differentiated function keeps the gradients of the float32 params float32."""
-    if dtype is None:
-        return tree
-    return {**tree, "decoder": jax.tree.map(lambda x: x.astype(dtype), tree["decoder"])}
 
 
 def init_params(config: VitsConfig, key: jax.Array):

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from .config import VitsConfig
 from .layers import conv1d
-from .wavenet import VitsWaveNet
+from .wavenet import wavenet_from_config
 
 
 class VitsPosteriorEncoder(nn.Module):
@@ -19,9 +19,7 @@ class VitsPosteriorEncoder(nn.Module):
     def setup(self):
         c = self.config
         self.conv_pre = conv1d(c.hidden_size, 1)
-        self.wavenet = VitsWaveNet(c.hidden_size, c.posterior_encoder_num_wavenet_layers,
-                                   c.wavenet_kernel_size, c.wavenet_dilation_rate,
-                                   c.speaker_embedding_size, c.wavenet_dropout)
+        self.wavenet = wavenet_from_config(c, c.posterior_encoder_num_wavenet_layers)
         self.conv_proj = conv1d(2 * c.flow_size, 1)
 
     def __call__(self, spectrogram, padding_mask, global_conditioning=None, *, noise,

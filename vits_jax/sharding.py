@@ -1,14 +1,16 @@
-"""Data parallelism for synthesis: the batch axis split over a 1-D device mesh, params replicated.
+"""Data parallelism: the batch axis split over a device mesh, params replicated.
 
-On one host this spans all local devices. On a multi-host TPU pod, call
-`jax.distributed.initialize()` first on every host; each host then passes its own share of the
-batch and the mesh covers its local devices (see the README).
+`synthesize(mesh=...)` takes a `jax.sharding.Mesh` (the batch is split over all its devices) or a
+`NamedSharding` for the batch axis; `devices=` builds a 1-D mesh over those devices. On a
+multi-host TPU pod, call `jax.distributed.initialize()` first on every host; each host then passes
+its own share of the batch and the mesh covers its local devices (see the README).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Optional, Sequence
+import math
+from typing import Optional, Sequence, Union
 
 import jax
 import numpy as np
@@ -23,38 +25,44 @@ def _mesh(devices: tuple) -> Mesh:
 
 
 def batch_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Optional[Mesh]:
-    """A mesh over `devices` (default: all local devices), or None when there is only one."""
+    """A 1-D mesh over `devices` (default: all local devices), or None when there is only one."""
     devices = tuple(jax.local_devices() if devices is None else devices)
     return _mesh(devices) if len(devices) > 1 else None
 
 
-def padded_batch(batch: int, mesh: Optional[Mesh]) -> int:
-    """The batch rounded up to a multiple of the mesh size."""
-    n = 1 if mesh is None else mesh.size
+def batch_shardings(mesh: Union[Mesh, NamedSharding, None]):
+    """A Mesh (batch split over all its axes) or a batch NamedSharding -> (batch sharding,
+    replicated sharding on the same mesh); None -> (None, None), one device."""
+    if mesh is None:
+        return None, None
+    if isinstance(mesh, Mesh):
+        split = NamedSharding(mesh, P(mesh.axis_names))
+    elif isinstance(mesh, NamedSharding):
+        split = mesh
+    else:
+        raise ValueError(f"mesh must be a jax.sharding.Mesh or a NamedSharding, got {type(mesh).__name__}")
+    return split, NamedSharding(split.mesh, P())
+
+
+def _shards(split: NamedSharding) -> int:
+    """How many pieces `split` cuts the batch (leading) axis into."""
+    axes = split.spec[0] if len(split.spec) else None
+    axes = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+    return math.prod(split.mesh.shape[a] for a in axes)
+
+
+def padded_batch(batch: int, split: Optional[NamedSharding]) -> int:
+    """The batch rounded up to a multiple of the shards of the batch axis."""
+    n = 1 if split is None else _shards(split)
     return -(-batch // n) * n
 
 
-def shard_batch(x, batch: int, mesh: Optional[Mesh]):
+def shard_batch(x, batch: int, split: Optional[NamedSharding]):
     """(B, ...) array (or typed key array) -> padded to `padded_batch` rows by repeating row 0, and
     laid out with each device holding its contiguous slice of the batch. None passes through."""
-    if x is None or mesh is None:
+    if x is None or split is None:
         return x
-    padded = padded_batch(batch, mesh)
+    padded = padded_batch(batch, split)
     if padded > batch:
         x = x[np.concatenate([np.arange(batch), np.zeros(padded - batch, np.int64)])]
-    return jax.device_put(x, NamedSharding(mesh, P(BATCH_AXIS)))
-
-
-_REPLICATED: dict = {}
-
-
-def replicate(tree, mesh: Optional[Mesh]):
-    """Params copied to every device of the mesh (cached for the last tree seen per mesh)."""
-    if mesh is None:
-        return tree
-    cached = _REPLICATED.get(mesh)
-    if cached is not None and cached[0] is tree:
-        return cached[1]
-    placed = jax.device_put(tree, NamedSharding(mesh, P()))
-    _REPLICATED[mesh] = (tree, placed)
-    return placed
+    return jax.device_put(x, split)

@@ -1,50 +1,47 @@
-"""synthesize(): token ids -> waveforms, as jitted programs over bucketed static shapes.
+"""synthesize(): the host layer over the pure core (core.py): checks, buckets, strategies, numpy out.
 
 Shapes: B batch, T tokens (as given), Tb token bucket, F frames (a bucket or `max_frames`),
 Z flow_size, S samples (F * hop).
 
-Programs. Everything static under jit is a shape or the config:
-- With `max_frames`, one program does the whole call: stage 1 (text encoder + duration
-  predictor), the alignment and stage 2 (flow + decoder) over exactly `max_frames` frames.
-- Without it, two programs: `_encode_stage` returns the durations and the token priors, the host
-  reads the longest item's frames and rounds them up to a frame bucket, and `_render_stage`
-  renders that many frames. Both paths give the same samples for the same key.
+Programs: the core's functions jitted with only shapes (and the decoder dtype) static.
+- With `max_frames`, one program, `generate`, does the whole call over exactly `max_frames` frames.
+- Without it, two: `encode` returns the durations and the token priors, the host reads the
+  durations once, rounds the longest item's frames up to a frame bucket, and `render` renders that
+  many frames. Both paths give the same samples for the same key.
 
 Buckets. Token lengths are padded to `bucket(T, MIN_TOKEN_BUCKET)`, frames to
 `frame_bucket(F)`. Token buckets are 2^k and 3 * 2^(k-1) (two steps per octave: at most 50%
 padding, 11 token buckets for 1 to 400 tokens); frame buckets take eight steps per octave (at most
-12.5% padding), since the decoder's cost follows the frames rendered. The batch size is kept as given. The speaking
-rate, noise scales, speaker ids and keys are traced arrays: changing them never recompiles.
+12.5% padding), since the decoder's cost follows the frames rendered. The batch size is kept as
+given. The speaking rate, noise scales, speaker ids and keys are traced arrays: changing them
+never recompiles.
 
-Noise. Item i draws from `fold_in(key, i)` (one key) or from `key[i]` (one key per item). Within an
-item, the noise of token (or frame) t is `normal(fold_in(fold_in(item_key, stream), t))`, so it
-depends on neither the bucket nor the batch: an utterance sounds the same alone or in any padded
+Noise: as the core's (item i draws from fold_in(key, i), or key[i]; each position's draw depends
+only on the item's key and the position), so an utterance sounds the same alone or in any padded
 batch, with any `max_frames` that holds it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import numbers
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
 
-from . import sharding
-from .checkpoint import split_params
+from . import core, sharding
+from .checkpoint import VitsParams, split_params
 from .config import VitsConfig
-from .model import VitsModel, cast_decoder
 
 MAX_TOKENS = 2048          # longest accepted input (tokens per item)
 MAX_FRAMES = 2 ** 16       # most frames rendered without `max_frames` (~17 min at MMS's 16 kHz)
 MIN_TOKEN_BUCKET = 16
 MIN_FRAME_BUCKET = 32
 FRAME_STEPS_PER_OCTAVE = 8
-_SDP_STREAM, _PRIOR_STREAM = 0, 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,78 +81,12 @@ def frame_bucket(n: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Traced code
+# The compiled programs: the core's functions, jitted with the shapes and the decoder dtype static.
 
-def _positional_normal(keys: jax.Array, stream: int, length: int, width: int) -> jax.Array:
-    """keys (B,) -> (B, length, width) standard normal; row t depends only on (key, stream, t)."""
-    def item(key):
-        key = jax.random.fold_in(key, stream)
-        return jax.vmap(lambda t: jax.random.normal(jax.random.fold_in(key, t), (width,)))(
-            jnp.arange(length))
-    return jax.vmap(item)(keys)
-
-
-def _encode(tree, ids, mask, speakers, keys, sdp_noise, length_scale, noise_scale_duration,
-            config: VitsConfig):
-    """ids (B, Tb), mask (B, Tb) -> durations (B, Tb) float, means and log variances (B, Tb, Z)."""
-    if sdp_noise is None:
-        sdp_noise = _positional_normal(keys, _SDP_STREAM, ids.shape[1], 2)    # (B, Tb, 2)
-    return VitsModel(config).apply(
-        {"params": tree}, ids, mask[..., None], speakers, sdp_noise,
-        noise_scale_duration[:, None, None], length_scale[:, None, None], method=VitsModel.durations)
-
-
-def _render(tree, means, log_variances, durations, speakers, keys, prior_noise, noise_scale,
-            config: VitsConfig, num_frames: int, dtype=None):
-    """Token priors (B, Tb, Z), durations (B, Tb) -> waveform (B, F*hop).
-
-    dtype: the decoder's compute dtype (e.g. bfloat16; params stay float32 and are cast here).
-    Durations, alignment and the flow always run in float32, so lengths never change with it.
-    """
-    if prior_noise is None:
-        prior_noise = _positional_normal(keys, _PRIOR_STREAM, num_frames, config.flow_size)
-    waveform, _, _ = VitsModel(config).apply(
-        {"params": cast_decoder(tree, dtype)}, means, log_variances, durations, speakers, prior_noise,
-        noise_scale[:, None, None], num_frames, dtype, method=VitsModel.render)
-    return waveform
-
-
-@functools.partial(jax.jit, static_argnames=("config",))
-def _encode_stage(tree, ids, mask, speakers, keys, sdp_noise, length_scale, noise_scale_duration, *,
-                  config):
-    durations, means, log_variances = _encode(tree, ids, mask, speakers, keys, sdp_noise,
-                                              length_scale, noise_scale_duration, config)
-    return durations, means, log_variances
-
-
-@functools.partial(jax.jit, static_argnames=("config", "num_frames", "dtype"))
-def _render_stage(tree, means, log_variances, durations, speakers, keys, prior_noise, noise_scale, *,
-                  config, num_frames, dtype=None):
-    return _render(tree, means, log_variances, durations, speakers, keys, prior_noise, noise_scale,
-                   config, num_frames, dtype)
-
-
-@functools.partial(jax.jit, static_argnames=("config", "num_frames", "dtype"))
-def _synthesize_fixed(tree, ids, mask, speakers, keys, sdp_noise, prior_noise, length_scale,
-                      noise_scale, noise_scale_duration, *, config, num_frames, dtype=None):
-    durations, means, log_variances = _encode(tree, ids, mask, speakers, keys, sdp_noise,
-                                              length_scale, noise_scale_duration, config)
-    waveform = _render(tree, means, log_variances, durations, speakers, keys, prior_noise,
-                       noise_scale, config, num_frames, dtype)
-    return waveform, durations
-
-
-@jax.jit
-def _fold_items(key, items):
-    return jax.vmap(lambda i: jax.random.fold_in(key, i))(items)
-
-
-_PROGRAMS = {"encode": _encode_stage, "render": _render_stage, "fixed": _synthesize_fixed}
-
-
-def compilation_counts() -> dict[str, int]:
-    """Programs compiled so far per jitted stage ("encode", "render", "fixed"), for tests."""
-    return {name: fn._cache_size() for name, fn in _PROGRAMS.items()}
+_generate_program = jax.jit(core.generate, static_argnames=("num_frames", "dtype"))
+_encode_program = jax.jit(core.encode)
+_render_program = jax.jit(core.render, static_argnames=("num_frames", "dtype"))
+_item_keys_program = jax.jit(core.item_keys, static_argnums=1)   # so every program sees (B,) typed keys
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,9 +134,11 @@ def _check_ids(ids, attention_mask, config: VitsConfig):
     return ids, mask
 
 
-def _check_speakers(speaker_id, batch: int, config: VitsConfig):
+def check_speaker_ids(speaker_id, batch: int, config: VitsConfig) -> Optional[np.ndarray]:
+    """The one speaker validator: None (no conditioning, as transformers), an int or one id per item
+    -> None or (B,) int32 ids in [0, num_speakers). Raises ValueError naming the problem."""
     if speaker_id is None:
-        return None  # as transformers: no speaker conditioning, even on a multi-speaker model
+        return None
     if config.num_speakers <= 1:
         raise ValueError("speaker_id given to a single-speaker model (num_speakers="
                          f"{config.num_speakers}); pass speaker_id=None")
@@ -241,20 +174,20 @@ def _per_item(value, default, batch: int, what: str, positive: bool) -> np.ndarr
     return array
 
 
-def _item_keys(key, batch: int) -> jax.Array:
-    """One key (item i gets fold_in(key, i)) or one per item -> typed keys (B,)."""
+def _check_key(key, batch: int) -> jax.Array:
+    """One key or one per item (typed, or legacy uint32 (2,) / (B, 2)), checked; default key(0)."""
     if key is None:
-        key = jax.random.key(0)
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.dtype != jnp.uint32 or key.ndim not in (1, 2) or key.shape[-1] != 2:
-            raise ValueError(f"key must be a jax.random.key, or one per batch item; got dtype "
-                             f"{key.dtype} shape {key.shape}")
-        key = jax.random.wrap_key_data(key)      # legacy PRNGKey(s): (2,) or (B, 2) uint32
-    if key.ndim == 0:
-        return _fold_items(key, jnp.arange(batch, dtype=jnp.uint32))
-    if key.shape != (batch,):
-        raise ValueError(f"key must be one key or one per batch item ({batch},), got shape {key.shape}")
+        return jax.random.key(0)
+    key = key if isinstance(key, jax.Array) else jnp.asarray(key)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        shape = key.shape
+    elif key.dtype == jnp.uint32 and key.ndim in (1, 2) and key.shape[-1] == 2:
+        shape = key.shape[:-1]
+    else:
+        raise ValueError(f"key must be a jax.random.key, or one per batch item; got dtype "
+                         f"{key.dtype} shape {key.shape}")
+    if shape not in ((), (batch,)):
+        raise ValueError(f"key must be one key or one per batch item ({batch},), got shape {shape}")
     return key
 
 
@@ -277,21 +210,29 @@ def _pad_to(array: np.ndarray, length: int, axis: int = 1) -> np.ndarray:
 
 
 def _host_durations(durations, t: int) -> np.ndarray:
-    """Device durations (B, Tb) float -> host (B, T) float64, checked to fit the int32 lengths."""
+    """Device durations (B', Tb) -> host (B', T) float64, checked to fit the int32 lengths."""
     durations = np.asarray(durations, np.float64)[:, :t]
     if not np.all(np.isfinite(durations)) or durations.sum(axis=1).max() >= 2 ** 31:
         raise ValueError("predicted durations overflow: speaking_rate is too small")
     return durations
 
 
-def _check_noise(noise, batch: int, length: int, width: int, what: str) -> np.ndarray:
-    noise = np.asarray(noise, np.float32)
-    if noise.ndim != 3 or noise.shape[0] != batch or noise.shape[2] != width or noise.shape[1] < length:
-        raise ValueError(f"{what} must have shape ({batch}, >={length}, {width}), got {noise.shape}")
+def _check_noise(noise, batch: int, width: int, what: str) -> np.ndarray:
+    """(B, L, width) standard normal, checked before any work; L is checked against the tokens (sdp)
+    or the frames rendered (prior) once they are known."""
+    try:
+        noise = np.asarray(noise, np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be an array of shape ({batch}, length, {width})") from None
+    if noise.ndim != 3 or noise.shape[0] != batch or noise.shape[2] != width:
+        raise ValueError(f"{what} must have shape ({batch}, length, {width}), got {noise.shape}")
+    if not np.all(np.isfinite(noise)):
+        raise ValueError(f"{what} must be finite")
     return noise
 
 
-def _render_items(stage2: dict, item_frames: np.ndarray, frames: int, hop: int) -> np.ndarray:
+def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, frames: int,
+                  hop: int, dtype) -> np.ndarray:
     """Stage 2 item by item, each at its own frame bucket -> (B, frames * hop) host waveform.
 
     On a CPU one item's convolutions already keep every core busy, so a padded batch only adds
@@ -303,11 +244,12 @@ def _render_items(stage2: dict, item_frames: np.ndarray, frames: int, hop: int) 
     pending = []
     for i, needed in enumerate(item_frames):
         num_frames = min(frame_bucket(int(needed)), frames)
-        item = {k: v if k in ("tree", "config", "dtype") or v is None else v[i:i + 1]
-                for k, v in stage2.items()}
-        if item["prior_noise"] is not None:
-            item["prior_noise"] = item["prior_noise"][:, :num_frames]
-        pending.append(_render_stage(num_frames=num_frames, **item))   # dispatched asynchronously
+        item = jax.tree.map(lambda x: x[i:i + 1], encoded)
+        options = {k: None if v is None else v[i:i + 1] for k, v in traced.items()}
+        if options["prior_noise"] is not None:
+            options["prior_noise"] = options["prior_noise"][:, :num_frames]
+        pending.append(_render_program(params, item, key[i:i + 1], num_frames=num_frames, dtype=dtype,
+                                       **options))   # dispatched asynchronously
     for i, wave in enumerate(pending):
         wave = np.asarray(wave)[0]
         out[i, :wave.shape[0]] = wave
@@ -317,31 +259,52 @@ def _render_items(stage2: dict, item_frames: np.ndarray, frames: int, hop: int) 
 # ---------------------------------------------------------------------------------------------
 # Public API
 
+def _placement(mesh, devices):
+    """mesh= (a Mesh or a batch NamedSharding) or devices= -> (batch sharding, replicated) or Nones."""
+    if mesh is not None and devices is not None:
+        raise ValueError("pass mesh= or devices=, not both")
+    if mesh is None:
+        mesh = sharding.batch_mesh(devices)
+    return sharding.batch_shardings(mesh)
+
+
 def _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate, noise_scale,
-             noise_scale_duration, config, sdp_noise):
-    """Checks everything on the host; returns the config, T, and stage 1's arguments padded to Tb."""
+             noise_scale_duration, config, sdp_noise, prior_noise, mesh, devices):
+    """Checks everything on the host before any work; returns (VitsParams, T, B, encode's arguments
+    padded to Tb (and to the mesh's batch), render's per-item options, the batch sharding)."""
     tree, config = split_params(params, config)
     ids, mask = _check_ids(ids, attention_mask, config)
     b, t = ids.shape
-    speakers = _check_speakers(speaker_id, b, config)
+    split, replicated = _placement(mesh, devices)
+    speakers = check_speaker_ids(speaker_id, b, config)
     rate = _per_item(speaking_rate, config.speaking_rate, b, "speaking_rate", positive=True)
     noise_scale = _per_item(noise_scale, config.noise_scale, b, "noise_scale", positive=False)
     noise_scale_duration = _per_item(noise_scale_duration, config.noise_scale_duration, b,
                                      "noise_scale_duration", positive=False)
-    with np.errstate(over="ignore"):  # as transformers: 1 / rate in double, then used in float32
-        length_scale = (1.0 / rate).astype(np.float32)
-    if not np.all(np.isfinite(length_scale)):
-        raise ValueError(f"speaking_rate too small for float32: {rate.tolist()}")
-    keys = _item_keys(key, b)
+    rate = rate.astype(np.float32)   # the core computes the length scale 1 / rate in float32
+    with np.errstate(over="ignore", divide="ignore"):
+        if not np.all(np.isfinite(np.float32(1.0) / rate)) or np.any(rate == 0):
+            raise ValueError(f"speaking_rate too small for float32: {rate.tolist()}")
+    key = _item_keys_program(_check_key(key, b), b)                    # (B,) typed: one program shape
     tb = bucket(t, MIN_TOKEN_BUCKET)
     if sdp_noise is not None:
-        sdp_noise = jnp.asarray(_pad_to(_check_noise(sdp_noise, b, t, 2, "sdp noise"), tb))
-    stage1 = dict(
-        tree=tree, ids=jnp.asarray(_pad_to(ids, tb)), mask=jnp.asarray(_pad_to(mask, tb)),  # (B, Tb)
-        speakers=None if speakers is None else jnp.asarray(speakers), keys=keys, sdp_noise=sdp_noise,
-        length_scale=jnp.asarray(length_scale),
-        noise_scale_duration=jnp.asarray(noise_scale_duration, jnp.float32))
-    return config, t, stage1, jnp.asarray(noise_scale, jnp.float32)
+        sdp_noise = _check_noise(sdp_noise, b, 2, "sdp_noise")
+        if sdp_noise.shape[1] < t:
+            raise ValueError(f"sdp_noise covers {sdp_noise.shape[1]} tokens, the input has {t}")
+        sdp_noise = _pad_to(sdp_noise, tb)
+    if prior_noise is not None:
+        prior_noise = _check_noise(prior_noise, b, config.flow_size, "prior_noise")
+    place = lambda x: sharding.shard_batch(x, b, split)
+    if split is not None:
+        tree = jax.device_put(tree, replicated)      # no copy when the params are already there
+        key = place(key)
+    encode_args = dict(ids=place(_pad_to(ids, tb)), attention_mask=place(_pad_to(mask, tb)), key=key,
+                       speaker_id=place(speakers), speaking_rate=place(rate),
+                       noise_scale_duration=place(noise_scale_duration.astype(np.float32)),
+                       sdp_noise=place(sdp_noise))
+    options = dict(speaker_id=encode_args["speaker_id"], noise_scale=place(noise_scale.astype(np.float32)),
+                   prior_noise=prior_noise)
+    return VitsParams(tree, config), t, b, encode_args, options, split
 
 
 def predict_durations(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
@@ -352,17 +315,19 @@ def predict_durations(params, ids, attention_mask=None, *, key: Optional[jax.Arr
     Runs only stage 1 of `synthesize` (the same compiled program), so it is cheap: use it to
     plan `max_frames` or to group texts of similar spoken length before batching.
     """
-    config, t, stage1, _ = _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate,
-                                    None, noise_scale_duration, config, None)
-    return _host_durations(_encode_stage(**stage1, config=config)[0], t).astype(np.int64)
+    params, t, b, encode_args, _, _ = _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate,
+                                               None, noise_scale_duration, config, None, None, None, None)
+    encoded = _encode_program(params, **encode_args)
+    return _host_durations(encoded.durations, t)[:b].astype(np.int64)
 
 
 def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
                speaker_id=None, speaking_rate=None, noise_scale=None, noise_scale_duration=None,
                max_frames: Optional[int] = None, config: Optional[VitsConfig] = None,
+               mesh: Optional[Union[Mesh, NamedSharding]] = None,
                devices: Optional[Sequence[jax.Device]] = None, dtype=None,
-               _noise: Optional[tuple[Any, Any]] = None) -> SynthesisOutput:
-    """Token ids -> waveforms.
+               sdp_noise=None, prior_noise=None) -> SynthesisOutput:
+    """Token ids -> waveforms, as numpy (the host layer over `vits_jax.generate`).
 
     params: VitsParams (carries its config) or a plain param dict with `config=`.
     ids: (B, T) or (T,) ints in [0, vocab_size); attention_mask: (B, T) of 0/1 (default all ones).
@@ -374,13 +339,15 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         max_frames, flagged in `truncated`, and a warning is raised. Without it, frames are rounded
         up to a bucket (at most MAX_FRAMES, beyond which items are truncated likewise). A cut item
         is rendered as if its utterance ended there; its `lengths` is max_frames * hop.
-    devices: devices to run on (default: all local devices). With several, the batch is split
-        over them (data parallel: padded to a multiple of their number, params replicated) and
-        trimmed back; each item's result does not change.
+    mesh: a jax.sharding.Mesh (the batch is split over all its devices) or a NamedSharding for
+        the batch axis: data parallel, batch padded to a multiple of the shards, params replicated
+        (place them once with `jax.device_put(params, NamedSharding(mesh, P()))` to avoid a copy
+        per call), trimmed back. devices: the same over a 1-D mesh of these devices (default: all
+        local devices). Each item's result does not change.
     dtype: compute dtype of the decoder (97% of the FLOPs), e.g. jnp.bfloat16; params stay float32.
-        Default (None) is float32 throughout, the parity reference. Durations never depend on it.
-    _noise: (sdp_noise (B, >=T, 2), prior_noise (B, >=F, Z)) standard normal, replacing the key's
-        draws (for parity tests against transformers); the prior noise must cover the frames rendered.
+        Default float32 throughout, the parity reference. Durations never depend on it.
+    sdp_noise (B, >=T, 2), prior_noise (B, >=F, Z): standard normal draws replacing the key's (for
+        parity tests against transformers); the prior noise must cover the frames rendered.
 
     Padded items equal their unpadded selves: the result for an item does not depend on the
     other items, the buckets or `max_frames` (as long as it is not truncated).
@@ -388,52 +355,44 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     `jax.device_put(params)` to keep them there.
     """
     max_frames = _check_max_frames(max_frames)
-    config, t, stage1, scale_prior = _prepare(
+    params, t, b, encode_args, options, split = _prepare(
         params, ids, attention_mask, key, speaker_id, speaking_rate, noise_scale, noise_scale_duration,
-        config, None if _noise is None else _noise[0])
-    b = stage1["ids"].shape[0]
-    prior_noise = None if _noise is None else _check_noise(_noise[1], b, 1, config.flow_size, "prior noise")
-    mesh = sharding.batch_mesh(devices)
-    if mesh is not None:
-        stage1 = {name: sharding.replicate(x, mesh) if name == "tree" else sharding.shard_batch(x, b, mesh)
-                  for name, x in stage1.items()}
-        scale_prior = sharding.shard_batch(scale_prior, b, mesh)
-    dtype = None if dtype is None or jnp.dtype(dtype) == jnp.float32 else jnp.dtype(dtype)
-    traced = dict(tree=stage1["tree"], speakers=stage1["speakers"], keys=stage1["keys"],
-                  noise_scale=scale_prior, config=config, dtype=dtype)
+        config, sdp_noise, prior_noise, mesh, devices)
+    config = params.config
+    hop = config.hop_length
+    dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
+    prior_noise = options.pop("prior_noise")
+    key = encode_args["key"]
 
-    if max_frames is not None:
-        frames = max_frames
-        if prior_noise is not None:
-            prior_noise = sharding.shard_batch(jnp.asarray(_pad_to(prior_noise, frames)), b, mesh)
-        waveform, durations = _synthesize_fixed(
-            **stage1, prior_noise=prior_noise, noise_scale=scale_prior, config=config, num_frames=frames,
-            dtype=dtype)
+    if max_frames is not None and prior_noise is None:
+        out = jax.device_get(_generate_program(params, **encode_args, noise_scale=options["noise_scale"],
+                                               num_frames=max_frames, dtype=dtype))  # one program, one transfer
+        frames, waveform = max_frames, out.waveform
+        durations = _host_durations(out.durations, t)[:b]
     else:
-        durations, means, log_variances = _encode_stage(**stage1, config=config)
-        item_frames = np.maximum(_host_durations(durations, t)[:b].sum(axis=1), 1).astype(np.int64)
-        frames = min(frame_bucket(int(item_frames.max())), MAX_FRAMES)
+        encoded = _encode_program(params, **encode_args)
+        durations = _host_durations(encoded.durations, t)[:b]             # the one host sync
+        item_frames = np.maximum(durations.sum(axis=1), 1).astype(np.int64)
+        frames = max_frames or min(frame_bucket(int(item_frames.max())), MAX_FRAMES)
         if prior_noise is not None:
-            prior_noise = sharding.shard_batch(jnp.asarray(_pad_to(prior_noise, frames)), b, mesh)
-        stage2 = dict(means=means, log_variances=log_variances, durations=durations,
-                      prior_noise=prior_noise, **traced)
-        if mesh is None and b > 1 and jax.default_backend() == "cpu":
-            waveform = _render_items(stage2, item_frames, frames, config.hop_length)
+            needed = int(np.minimum(item_frames, frames).max())
+            if prior_noise.shape[1] < needed:
+                raise ValueError(f"prior_noise covers {prior_noise.shape[1]} frames, {needed} are rendered")
+            prior_noise = _pad_to(prior_noise, frames)
+        options["prior_noise"] = sharding.shard_batch(prior_noise, b, split)
+        if split is None and b > 1 and max_frames is None and jax.default_backend() == "cpu":
+            waveform = _render_items(params, encoded, key, options, item_frames, frames, hop, dtype)
         else:
-            waveform = _render_stage(num_frames=frames, **stage2)
+            waveform = _render_program(params, encoded, key, **options, num_frames=frames, dtype=dtype)
 
-    durations = _host_durations(durations, t)[:b]                          # (B, T)
     predicted = np.maximum(durations.sum(axis=1), 1).astype(np.int64)      # (B,) frames wanted
     truncated = predicted > frames
     rendered = np.minimum(predicted, frames)
-    if prior_noise is not None and np.shape(_noise[1])[1] < rendered.max():
-        raise ValueError(f"prior noise covers {np.shape(_noise[1])[1]} frames, {rendered.max()} rendered")
     if np.any(truncated):
         warnings.warn(
             f"items {np.flatnonzero(truncated).tolist()} need {predicted[truncated].tolist()} frames, "
             f"more than the {frames} rendered; their audio is cut (see SynthesisOutput.truncated)",
             stacklevel=2)
-    hop = config.hop_length
     waveform = np.asarray(waveform)[:b, :int(rendered.max()) * hop]
     return SynthesisOutput(waveform=waveform, lengths=rendered * hop,
                            durations=durations.astype(np.int64), truncated=truncated)

@@ -10,7 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .layers import conv1d
+from .config import VitsConfig
+from .layers import conv1d, same_padding
 
 
 class VitsWaveNet(nn.Module):
@@ -28,8 +29,7 @@ class VitsWaveNet(nn.Module):
         in_layers, res_skip_layers = [], []
         for i in range(self.num_layers):
             dilation = self.dilation_rate ** i
-            padding = (self.kernel_size * dilation - dilation) // 2
-            in_layers.append(conv1d(2 * c, self.kernel_size, dilation, padding))
+            in_layers.append(conv1d(2 * c, self.kernel_size, dilation, same_padding(self.kernel_size, dilation)))
             # The last layer only feeds the skip path.
             res_skip_layers.append(conv1d(2 * c if i < self.num_layers - 1 else c, 1))
         self.in_layers, self.res_skip_layers = in_layers, res_skip_layers
@@ -54,3 +54,10 @@ class VitsWaveNet(nn.Module):
             else:
                 outputs = outputs + res_skip
         return outputs * padding_mask
+
+
+def wavenet_from_config(config: VitsConfig, num_layers: int) -> VitsWaveNet:
+    """The WaveNet of the flow's couplings and of the posterior encoder: the config's hidden size,
+    kernel, dilation rate, speaker embedding and dropout, with `num_layers` layers."""
+    return VitsWaveNet(config.hidden_size, num_layers, config.wavenet_kernel_size, config.wavenet_dilation_rate,
+                       config.speaker_embedding_size, config.wavenet_dropout)

@@ -8,8 +8,9 @@ L segment frames, hop samples per frame (prod(upsample_rates)).
   flow (forward)         z -> z_p (B, F, Z)
   alignment search       log N(z_p[f] | m_p[t], exp(logs_p[t])) -> hard alignment (B, T, F),
                          without gradient (as the original's torch.no_grad block)
-  duration loss          stochastic predictor: its forward direction's NLL of the aligned
-                         durations; deterministic: squared error on log durations
+  duration loss          the predictor's `nll` of the aligned durations per item (stochastic:
+                         its forward direction's bound; deterministic: squared error on log
+                         durations), summed and divided by the number of tokens
   prior expansion        m_p, logs_p (B, T, Z) -> (B, F, Z) through the alignment
   random segment         L frames of z per item -> decoder -> waveform (B, L * hop)
 
@@ -27,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from ..config import VitsConfig
-from ..model import VitsModel, cast_decoder
+from ..model import VitsModel
 from . import losses
 from .mas import gaussian_log_likelihood, maximum_path
 from .segments import random_starts, slice_segments
@@ -53,11 +54,10 @@ class GeneratorAux(NamedTuple):
 
 
 def training_forward(module: VitsModel, input_ids, text_mask, spectrogram, frame_mask, speaker_ids=None, *,
-                     key: jax.Array, segment_frames: int, deterministic: bool = False, decoder_dtype=None):
+                     key: jax.Array, segment_frames: int, deterministic: bool = False):
     """input_ids (B, T), text_mask (B, T, 1), spectrogram (B, F, K), frame_mask (B, F, 1),
     speaker_ids (B,) or None; `key` draws the posterior and duration noise and the segments.
-    decoder_dtype: the decoder's compute dtype (its params must already be of it); the waveform
-    comes back float32.
+    The decoder computes in the module's `decoder_dtype`; the waveform comes back float32.
 
     Returns (GeneratorOutput, GeneratorAux).
     """
@@ -77,22 +77,17 @@ def training_forward(module: VitsModel, input_ids, text_mask, spectrogram, frame
     alignment = jax.lax.stop_gradient(maximum_path(log_likelihood, text_mask, frame_mask))
     durations = jnp.sum(alignment, axis=-1)                                    # (B, T)
 
-    if config.use_stochastic_duration_prediction:
-        nll = module.duration_predictor(
-            hidden, text_mask, speaker, noise=jax.random.normal(k_duration, (b, t, 2)),
-            durations=durations[..., None], reverse=False, deterministic=deterministic)  # (B,)
-        duration_loss = losses.stochastic_duration_loss(nll, text_mask)
-    else:
-        log_durations = module.duration_predictor(hidden, text_mask, speaker, deterministic=deterministic)
-        duration_loss = losses.deterministic_duration_loss(log_durations, durations[..., None], text_mask)
+    nll = module.duration_predictor.nll(
+        hidden, text_mask, speaker, noise=jax.random.normal(k_duration, (b, t, 2)),
+        durations=durations[..., None], deterministic=deterministic)          # (B,)
+    duration_loss = losses.stochastic_duration_loss(nll, text_mask)            # sum(nll) / tokens
 
     m_p = jnp.einsum("btf,btz->bfz", alignment, m_p)                           # (B, F, Z)
     logs_p = jnp.einsum("btf,btz->bfz", alignment, logs_p)
 
     frame_lengths = jnp.sum(frame_mask[..., 0], axis=-1).astype(jnp.int32)     # (B,)
     starts = random_starts(k_segment, frame_lengths, segment_frames)
-    waveform = module.decode(slice_segments(z, starts, segment_frames), speaker,
-                             dtype=decoder_dtype)                              # (B, L * hop)
+    waveform = module.decode(slice_segments(z, starts, segment_frames), speaker)  # (B, L * hop)
 
     return (GeneratorOutput(waveform, z_p, logs_q, m_p, logs_p, duration_loss),
             GeneratorAux(starts, alignment, durations))
@@ -100,12 +95,13 @@ def training_forward(module: VitsModel, input_ids, text_mask, spectrogram, frame
 
 def generator_forward(params, config: VitsConfig, input_ids, text_mask, spectrogram, frame_mask,
                       speaker_ids: Optional[jax.Array] = None, *, key: jax.Array, segment_frames: int,
-                      deterministic: bool = False, decoder_dtype=None):
+                      deterministic: bool = False, decoder_dtype=jnp.float32):
     """`training_forward` on the param tree `params` (a dict, or VitsParams' `.tree`).
-    decoder_dtype (e.g. jnp.bfloat16): the decoder computes in it; params stay float32 (cast here,
-    so their gradients are float32)."""
+    decoder_dtype (e.g. jnp.bfloat16): the decoder computes in it; params stay float32 (cast
+    inside its convs, so their gradients are float32)."""
     k_forward, k_dropout = jax.random.split(key)
-    return VitsModel(config).apply(
-        {"params": cast_decoder(params, decoder_dtype)}, input_ids, text_mask, spectrogram, frame_mask, speaker_ids,
-        key=k_forward, segment_frames=segment_frames, deterministic=deterministic, decoder_dtype=decoder_dtype,
+    model = VitsModel(config, decoder_dtype=decoder_dtype)
+    return model.apply(
+        {"params": params}, input_ids, text_mask, spectrogram, frame_mask, speaker_ids,
+        key=k_forward, segment_frames=segment_frames, deterministic=deterministic,
         rngs={"dropout": k_dropout}, method=training_forward)

@@ -41,11 +41,9 @@ from .checkpoints import TrainCheckpoints
 from .data import Batches, load_dataset
 from .discriminators import DiscriminatorConfig, init_discriminator, load_discriminator
 from .spectrogram import SpectrogramConfig
-from .step import TrainConfig, TrainState, make_train_step
+from .step import FAST_COMPILE, TrainConfig, TrainState, make_train_step
 
 __all__ = ["RunConfig", "RunResult", "train", "step_key"]
-
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 @dataclasses.dataclass

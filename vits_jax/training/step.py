@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from .. import alignment
 from ..config import VitsConfig
 from ..model import init_params
 from ..sharding import BATCH_AXIS, batch_mesh
@@ -38,6 +39,11 @@ from .discriminators import DiscriminatorConfig, MultiPeriodDiscriminator, init_
 from .generator import generator_forward
 from .segments import slice_audio, slice_segments
 from .spectrogram import SpectrogramConfig, linear_spectrogram, linear_to_mel, mel_spectrogram
+
+
+# XLA at low optimisation: programs compile several times faster and run slower (for programs run
+# once, such as init, and for quick starts).
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +74,15 @@ class TrainConfig:
         return spec
 
 
+def lr_schedule(train: TrainConfig) -> optax.Schedule:
+    """learning_rate x lr_decay every `decay_every` steps."""
+    return optax.exponential_decay(train.learning_rate, transition_steps=train.decay_every,
+                                   decay_rate=train.lr_decay, staircase=True)
+
+
 def make_optimizer(train: TrainConfig) -> optax.GradientTransformation:
-    schedule = optax.exponential_decay(train.learning_rate, transition_steps=train.decay_every,
-                                       decay_rate=train.lr_decay, staircase=True)
-    adamw = optax.adamw(schedule, b1=train.b1, b2=train.b2, eps=train.eps, weight_decay=train.weight_decay)
+    adamw = optax.adamw(lr_schedule(train), b1=train.b1, b2=train.b2, eps=train.eps,
+                        weight_decay=train.weight_decay)
     if train.max_grad_norm is None:
         return adamw
     return optax.chain(optax.clip_by_global_norm(train.max_grad_norm), adamw)
@@ -83,8 +94,7 @@ def global_norm(tree) -> jax.Array:
 
 
 def learning_rate(train: TrainConfig, step) -> jax.Array:
-    schedule = optax.exponential_decay(train.learning_rate, train.decay_every, train.lr_decay, staircase=True)
-    return schedule(step)
+    return lr_schedule(train)(step)
 
 
 @flax.struct.dataclass
@@ -109,8 +119,7 @@ def init_generator(config: VitsConfig, key: jax.Array):
     """`init_params` as one compiled program. Run op by op, flax's init compiles a small program
     per operation and shape (tens of seconds on CPU); on CPU this single program is compiled at
     low XLA optimisation, since it runs once."""
-    options = ({"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-               if jax.default_backend() == "cpu" else None)
+    options = FAST_COMPILE if jax.default_backend() == "cpu" else None
     return jax.jit(init_params, static_argnums=0, compiler_options=options)(config, key)
 
 
@@ -129,10 +138,6 @@ class Batch(NamedTuple):
     speaker_ids: Optional[jax.Array] = None  # (B,) int, multi-speaker models only
 
 
-def _prefix_mask(lengths, size, dtype=jnp.float32):
-    return (jnp.arange(size)[None, :] < lengths[:, None])[..., None].astype(dtype)
-
-
 def _split(outputs, b):
     return [o[:b] for o in outputs], [o[b:] for o in outputs]
 
@@ -145,19 +150,18 @@ def train_step(state: TrainState, batch: Batch, key: jax.Array, *, config: VitsC
     if s % hop:
         raise ValueError(f"pad the waveforms to a multiple of the hop ({hop}); got {s} samples")
     f = s // hop
-    text_mask = _prefix_mask(batch.text_lengths, batch.input_ids.shape[1])     # (B, T, 1)
+    text_mask = alignment.frame_mask(batch.text_lengths, batch.input_ids.shape[1])     # (B, T, 1)
     frame_lengths = batch.audio_lengths // hop                                # (B,)
-    frame_mask = _prefix_mask(frame_lengths, f)                               # (B, F, 1)
+    frame_mask = alignment.frame_mask(frame_lengths, f)                               # (B, F, 1)
     spectrogram = linear_spectrogram(batch.waveform, spec_config)             # (B, F, K)
     mel_real_full = linear_to_mel(spectrogram, spec_config)                   # (B, F, M)
     discriminator = MultiPeriodDiscriminator(train.discriminator)
     tx = make_optimizer(train)
-    dtype = None if train.compute_dtype is None else jnp.dtype(train.compute_dtype)
+    dtype = jnp.dtype(train.compute_dtype or jnp.float32)
 
     def discriminate(params, waveforms):      # (2B, L * hop) -> float32 logits, feature maps
-        if dtype is not None:                 # the convs cast their float32 weights to the input's dtype
-            waveforms = waveforms.astype(dtype)
-        out = discriminator.apply({"params": params}, waveforms)
+        # the convs cast their float32 weights to the input's dtype
+        out = discriminator.apply({"params": params}, waveforms.astype(dtype))
         return jax.tree.map(lambda x: x.astype(jnp.float32), out)
 
     def generator(params):                                     # -> (GeneratorOutput, GeneratorAux)
