@@ -17,7 +17,7 @@ import torch
 from conftest import NoiseRecorder, assert_close, hf_model, small_config, state_dict_numpy
 
 from convert import to_flax
-from vits_jax import SynthesisOutput, VitsConfig, VitsParams, synthesize
+from vits_jax import SynthesisOutput, VitsConfig, VitsParams, init_params, synthesize
 from vits_jax import synthesis
 from vits_jax.synthesis import MAX_TOKENS, bucket, frame_bucket, predict_durations
 
@@ -322,3 +322,19 @@ def test_frame_bucket_grid():
     assert all(b >= n for n, b in zip(range(1, 5000), sizes))
     assert max(b / n for n, b in zip(range(32, 5000), sizes[31:])) <= 1.125
     assert len(set(sizes)) <= 8 * 8   # eight per octave from 32 to 4096
+
+
+def test_odd_kernel_minus_rate_batch_equals_single():
+    """A decoder stage with odd (kernel - rate) renders extra samples past frames * hop (as
+    transformers'); the batch path cuts them like the single path, and items equal themselves alone."""
+    cfg = VitsConfig.from_dict(small_config(upsample_rates=[5, 4, 3], upsample_kernel_sizes=[10, 8, 6]))
+    params = VitsParams(jax.device_put(init_params(cfg, jax.random.key(0))), cfg)
+    ids = np.array([[1, 2, 3, 4, 5, 6], [1, 2, 3, 0, 0, 0]])
+    mask = np.array([[1] * 6, [1, 1, 1, 0, 0, 0]])
+    out = synthesize(params, ids, attention_mask=mask, key=jax.random.key(1))
+    assert out.waveform.shape == (2, int(out.lengths.max()))
+    for i in range(2):
+        alone = synthesize(params, ids[i:i + 1, :int(mask[i].sum())],
+                           key=jax.random.fold_in(jax.random.key(1), i)[None])
+        assert int(alone.lengths[0]) == int(out.lengths[i])
+        assert_close(out.waveform[i, :out.lengths[i]], alone.waveform[0], what=f"item {i}")

@@ -251,7 +251,9 @@ def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, f
         pending.append(_render_program(params, item, key[i:i + 1], num_frames=num_frames, dtype=dtype,
                                        **options))   # dispatched asynchronously
     for i, wave in enumerate(pending):
-        wave = np.asarray(wave)[0]
+        # A stage whose (kernel - rate) is odd adds samples past frames * hop (see
+        # hifigan.output_length); lengths count frames * hop, as transformers', so they are cut.
+        wave = np.asarray(wave)[0, :out.shape[1]]
         out[i, :wave.shape[0]] = wave
     return out
 
