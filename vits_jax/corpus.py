@@ -266,13 +266,13 @@ def _with_embeddings(params: VitsParams, embeddings: np.ndarray) -> VitsParams:
 
     synthesize takes speaker ids, not embeddings; a table with one row per batch item gives each
     item its own (mixed) embedding exactly. The config's num_speakers becomes B (static, so one
-    compilation per batch size)."""
+    compilation per power of two of batch sizes; 2 at least, as one row would read as a
+    single-speaker model)."""
+    rows = 1 << max(len(embeddings) - 1, 1).bit_length()   # a power of two >= 2: few configs
+    table = np.concatenate([embeddings, np.repeat(embeddings[:1], rows - len(embeddings), axis=0)])
     tree = dict(params.tree)
-    tree["embed_speaker"] = {"embedding": embeddings}
-    config = dataclasses.replace(params.config, num_speakers=max(len(embeddings), 2))
-    if len(embeddings) < 2:   # a one-row table would read as a single-speaker model
-        tree["embed_speaker"] = {"embedding": np.concatenate([embeddings, embeddings])}
-    return VitsParams(tree, config)
+    tree["embed_speaker"] = {"embedding": table}                                # (rows, E)
+    return VitsParams(tree, dataclasses.replace(params.config, num_speakers=rows))
 
 
 def _batch_args(params, tokenizer, units: Sequence[Unit], size: int):
