@@ -298,3 +298,21 @@ def test_cli_user_errors(model, tmp_path, capsys):
     assert corpus_cli.main(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), "-m", folder,
                             "--dry-run", "--rate-range", "1.8"]) == 0
     assert "plan: 1 rows in 1 batches" in capsys.readouterr().out and not os.path.exists(tmp_path / "o")
+
+
+def test_accelerator_benchmark_runs_at_small_sizes():
+    """benchmarks/accelerator.sh is run on a lent accelerator; here, at tiny sizes on the CPU, only
+    to know that it works and prints its table."""
+    proc = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", "accelerator.sh"), "--small"],
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import re
+
+    rows = [re.split(r"\s{2,}", line.strip()) for line in proc.stdout.splitlines() if line.startswith("tiny")]
+    assert [r[1:4] for r in rows] == [["jax", "2", "float32"], ["jax", "2", "bfloat16"],
+                                      ["transformers", "2", "float32"], ["transformers", "2", "bf16 autocast"]]
+    for r in rows:
+        assert float(r[5]) > 0                                     # audio seconds per second
+    error, snr = float(rows[1][6]), float(rows[1][7])
+    assert 0 < error < 0.05 and snr > 20                         # bfloat16 against float32
