@@ -5,7 +5,9 @@
     vits-jax batch texts.csv --out corpus/ -m ./mms-tts-eng --dry-run     # the plan, from stage 1 only
 
 Running again with the same --out resumes: finished rows are kept, the rest is spoken, and the
-folder ends as an uninterrupted run would have left it (see vits_jax/corpus.py).
+folder ends as an uninterrupted run would have left it (see vits_jax/corpus.py). On a CPU each
+frame bucket compiles its own program once; set JAX_COMPILATION_CACHE_DIR (with
+JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0) to keep them for the next run.
 
 `register(subparsers)` adds the subcommand to the `vits-jax` parser; `python -m vits_jax.corpus_cli
 ARGS` runs it alone. User errors print `error: ...` on stderr and exit with status 1.
