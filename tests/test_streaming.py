@@ -18,7 +18,7 @@ from conftest import small_config
 from vits_jax import VitsConfig, VitsModel, VitsParams, synthesize
 from vits_jax import streaming
 from vits_jax.model import param_shapes
-from vits_jax.synthesis import _encode_stage, _prepare, _render_stage, compilation_counts, predict_durations
+from vits_jax.synthesis import _encode_stage, _prepare, predict_durations
 
 FRAMES_PER_TOKEN = 6
 TOL = 1e-6
@@ -93,8 +93,8 @@ def test_receptive_field_is_the_networks(voices, name):
 # stream() == synthesize()
 
 @pytest.mark.parametrize("name,tokens,chunk_frames", [
-    ("sdp", 60, 1), ("sdp", 60, 5), ("sdp", 1, None), ("sdp", 400, None),
-    ("deterministic-multispeaker", 50, None), ("wide", 45, 3), ("wide", 200, None)])
+    ("sdp", 60, 1), ("sdp", 1, None), ("sdp", 400, None), ("deterministic-multispeaker", 50, None),
+    ("wide", 45, 3)])
 def test_stream_equals_synthesize(voices, name, tokens, chunk_frames):
     params = voices[name]
     ids = np.random.default_rng(tokens).integers(0, params.config.vocab_size, tokens)
@@ -157,7 +157,7 @@ def test_render_chunked_equals_one_program(long_batch):
 def test_render_chunked_with_given_noise(long_batch):
     """Injected prior noise (synthesize's parity-test path) is windowed like the key's draws."""
     params, ids, mask, rate, stage2 = long_batch
-    frames = 700
+    frames = 1000
     rng = np.random.default_rng(2)
     noise = (rng.standard_normal((2, 300, 2)), rng.standard_normal((2, frames, params.config.flow_size)))
     with warnings.catch_warnings():
@@ -168,47 +168,55 @@ def test_render_chunked_with_given_noise(long_batch):
     sdp = jnp.asarray(np.pad(noise[0], ((0, 0), (0, stage1["ids"].shape[1] - 300), (0, 0))), jnp.float32)
     stage2["durations"], stage2["means"], stage2["log_variances"] = _encode_stage(
         **{**stage1, "sdp_noise": sdp}, config=config)
-    got = streaming.render_chunked(**stage2, num_frames=frames, window_frames=128,
+    got = streaming.render_chunked(**stage2, num_frames=frames, window_frames=96,
                                    prior_noise=jnp.asarray(noise[1], jnp.float32))
     assert np.max(np.abs(got - want.waveform)) <= TOL
 
 
-@pytest.mark.parametrize("part", ["flow_left", "flow_right", "decoder_left", "decoder_right"])
-def test_one_frame_less_margin_is_not_exact(long_batch, part):
-    """Each of the four margins is needed to its last frame: one less and the chunks differ."""
-    params, ids, mask, rate, stage2 = long_batch
-    stage2 = {**stage2, **{k: stage2[k][1:] for k in ("means", "log_variances", "durations", "keys",
-                                                      "noise_scale")}}
-    frames, window = 600, 40
-    full = np.asarray(_render_stage(**stage2, prior_noise=None, num_frames=frames))
+def test_one_frame_less_margin_is_not_exact(voices):
+    """Each of the four margins is needed to its last frame: one less and the chunks differ.
+
+    In float64: at the receptive field's edge the dependence is weak (the extreme taps of every
+    conv in a chain; a flow frame short changes float32 samples by less than their round-off), so
+    float64 shows it: the computed margins agree to 1e-13, each margin one frame short errs >1e-12.
+    """
+    params = voices["wide"]
+    ids = np.random.default_rng(5).integers(0, params.config.vocab_size, (1, 60))
+    stage2 = stage_one(params, ids, None, jax.random.key(9), rate_for(params, ids[0]))
+    frames, window = 200, 40
     field = streaming.receptive_field(params.config)
-    exact = streaming.render_chunked(**stage2, num_frames=frames, window_frames=window)
-    assert np.max(np.abs(exact - full)) <= TOL
-    short = field._replace(**{part: getattr(field, part) - 1})
-    cut = streaming.render_chunked(**stage2, num_frames=frames, window_frames=window, _margins=short)
-    assert np.max(np.abs(cut - full)) > 1e-4
+    with jax.enable_x64(True):
+        as64 = lambda x: jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), x)
+        stage2 = {k: as64(v) if k in ("tree", "means", "log_variances", "durations", "noise_scale") else v
+                  for k, v in stage2.items()}
+        render = lambda margins, window: streaming.render_chunked(
+            **stage2, num_frames=frames, window_frames=window, _margins=margins)
+        full = render(None, frames)
+        assert full.dtype == np.float64 and np.max(np.abs(full)) > 0.1
+        assert np.max(np.abs(render(None, window) - full)) <= 1e-13
+        for part in field._fields:
+            short = field._replace(**{part: getattr(field, part) - 1})
+            assert np.max(np.abs(render(short, window) - full)) > 1e-12, part
 
 
 # ---------------------------------------------------------------------------------------------
 # Programs, arguments
 
 def test_programs_do_not_grow_with_length(voices):
+    """Window programs depend on the chunk sizes only: not on the text's length or token bucket."""
     params = voices["deterministic-multispeaker"]
     vocab = params.config.vocab_size
     rng = np.random.default_rng(0)
-    run = lambda t, c: list(streaming.stream(params, rng.integers(0, vocab, t), speaking_rate=0.05,
+    run = lambda t, c: list(streaming.stream(params, rng.integers(0, vocab, t), speaking_rate=0.5,
                                              chunk_frames=c))
     run(30, 8)
     before = streaming.compilation_count()
-    for t in (31, 45, 90, 130, 170):   # 3 token buckets, a few hundred to a thousand frames
+    for t in (20, 45, 90, 130):   # 4 token buckets
         run(t, 8)
     assert streaming.compilation_count() == before
-    before_encode = compilation_counts()["encode"]
-    for t in (31, 45, 90):
+    for t in (20, 45, 90, 130):
         run(t, None)
-    default_programs = streaming.compilation_count() - before
-    assert default_programs <= len(streaming._chunk_sizes()) + 1
-    assert compilation_counts()["encode"] == before_encode   # stage 1 is synthesize's program
+    assert streaming.compilation_count() - before <= len(streaming._chunk_sizes()) + 1
 
 
 @pytest.mark.parametrize("kwargs,match", [

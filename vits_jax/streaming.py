@@ -36,7 +36,7 @@ from .model import VitsModel, cast_decoder
 # The one place that reads synthesis.py's internals: its argument checks and stage-1 program (so
 # stream() validates and encodes exactly as synthesize does) and its prior-noise convention.
 # When vits_jax.core lands, these become core.encode and the core's per-position noise helper.
-from .synthesis import MAX_FRAMES, _PRIOR_STREAM, bucket, _encode_stage, _host_durations, _prepare  # noqa: E402
+from .synthesis import MAX_FRAMES, MAX_TOKENS, _PRIOR_STREAM, bucket, _encode_stage, _host_durations, _prepare  # noqa: E402
 
 
 def _positional_normal_at(keys: jax.Array, stream: int, start, length: int, width: int) -> jax.Array:
@@ -200,7 +200,8 @@ def render_chunked(tree, means, log_variances, durations, speakers, keys, noise_
 
     Arguments as `_render_stage`: tree (decoder float32), means / log_variances (B, Tb, Z) and
     durations (B, Tb) from stage 1, speakers (B,) or None, keys (B,), noise_scale (B,),
-    prior_noise (B, >=num_frames, Z) or None. Returns the waveform (B, num_frames * H) float32,
+    prior_noise (B, >=num_frames, Z) or None. Returns the waveform (B, num_frames * H) float32
+    (float64 for float64 inputs),
     zero past each item's end; an item longer than num_frames is cut as `_render_stage` cuts it.
 
     Memory: one window at a time, about B * (window_frames + decoder margins) * ~230 KB on CPU at
@@ -212,7 +213,7 @@ def render_chunked(tree, means, log_variances, durations, speakers, keys, noise_
     margins = receptive_field(config) if _margins is None else ReceptiveField(*_margins)
     hop = config.hop_length
     chunk = min(window_frames, int(num_frames))
-    out = np.zeros((means.shape[0], int(num_frames) * hop), np.float32)
+    out = np.zeros((means.shape[0], int(num_frames) * hop), np.result_type(means.dtype, np.float32))
     limit = jnp.asarray(num_frames, jnp.int32)
     starts = range(0, int(num_frames), chunk)
     for start in starts:
@@ -301,6 +302,11 @@ def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, spe
         raise ValueError(f"stream() speaks one utterance: ids must have shape (T,) or (1, T), got "
                          f"{np.shape(ids)}")
     durations, means, log_variances = _encode_stage(**stage1, config=config)
+    # The windows see all MAX_TOKENS token slots (zero durations past the text), so their programs
+    # do not depend on the text's token bucket: a fixed set of programs for every length.
+    means, log_variances, durations = (
+        jax.device_put(np.pad(np.asarray(x), [(0, 0), (0, MAX_TOKENS - x.shape[1])] + [(0, 0)] * (x.ndim - 2)))
+        for x in (means, log_variances, durations))
     predicted = int(max(_host_durations(durations, t).sum(), 1))
     frames = min(predicted, MAX_FRAMES)
     if predicted > frames:
