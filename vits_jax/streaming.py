@@ -13,8 +13,11 @@ the full rendering up to float32 round-off (XLA blocks convolutions of other len
 
 Two nested margins: the decoder (97% of the work) runs on the output frames plus its own margin;
 the flow (cheap) runs on that plus the flow's margin. Each window is one jitted program whose
-shapes depend only on C, so a schedule drawn from a fixed set of chunk sizes compiles a fixed
-number of programs whatever the utterance's length.
+shapes depend only on C (stream() pads the token priors to MAX_TOKENS slots), so a schedule
+drawn from a fixed set of chunk sizes compiles a fixed number of programs whatever the length.
+
+Odd upsampling (kernel - rate odd: transposed convs one sample longer per stage) is not supported
+by this decoder yet; `_decoder_extent` assumes each stage outputs exactly rate x its input.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from .model import VitsModel, cast_decoder
 # The one place that reads synthesis.py's internals: its argument checks and stage-1 program (so
 # stream() validates and encodes exactly as synthesize does) and its prior-noise convention.
 # When vits_jax.core lands, these become core.encode and the core's per-position noise helper.
-from .synthesis import MAX_FRAMES, MAX_TOKENS, _PRIOR_STREAM, bucket, _encode_stage, _host_durations, _prepare  # noqa: E402
+from .synthesis import (MAX_FRAMES, MAX_TOKENS, _PRIOR_STREAM, _encode_stage,  # noqa: E402
+                        _host_durations, _prepare, bucket)
 
 
 def _positional_normal_at(keys: jax.Array, stream: int, start, length: int, width: int) -> jax.Array:
@@ -204,9 +208,10 @@ def render_chunked(tree, means, log_variances, durations, speakers, keys, noise_
     (float64 for float64 inputs),
     zero past each item's end; an item longer than num_frames is cut as `_render_stage` cuts it.
 
-    Memory: one window at a time, about B * (window_frames + decoder margins) * ~230 KB on CPU at
-    the MMS-eng size (decoder activations; the flow's are ~40x smaller), the output buffer
-    (4 * H bytes per frame and item) aside. One program per window_frames, whatever num_frames.
+    Memory: one window at a time. At the MMS-eng size on CPU a window's temporary buffers take
+    224 KB per decoder frame and item (XLA's memory analysis of the compiled window: 19.8 MB for
+    64 + 26 frames, 117.8 MB for 512 + 26), i.e. B * (window_frames + 26) * 224 KB: 235 MB per item
+    for 1024-frame windows, whatever num_frames; plus the output, 4 * H bytes per frame and item. One program per window_frames, whatever num_frames.
     `_margins` overrides the receptive field (for the tests that show it cannot be smaller).
     """
     window_frames = _check_chunk_frames(window_frames, "window_frames")
@@ -282,6 +287,12 @@ def _cheapest_cover(frames: int, sizes: list[int], margin: int) -> list[int]:
     return best[frames][1]
 
 
+def _pad_tokens(x: jax.Array, length: int) -> jax.Array:
+    """(B, Tb, ...) -> (B, length, ...) zero padded, on the host (no program per Tb)."""
+    x = np.asarray(x)
+    return jax.device_put(np.pad(x, [(0, 0), (0, length - x.shape[1])] + [(0, 0)] * (x.ndim - 2)))
+
+
 def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, speaking_rate=None,
            noise_scale=None, noise_scale_duration=None,
            chunk_frames: Optional[int] = None) -> Iterator[np.ndarray]:
@@ -304,9 +315,7 @@ def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, spe
     durations, means, log_variances = _encode_stage(**stage1, config=config)
     # The windows see all MAX_TOKENS token slots (zero durations past the text), so their programs
     # do not depend on the text's token bucket: a fixed set of programs for every length.
-    means, log_variances, durations = (
-        jax.device_put(np.pad(np.asarray(x), [(0, 0), (0, MAX_TOKENS - x.shape[1])] + [(0, 0)] * (x.ndim - 2)))
-        for x in (means, log_variances, durations))
+    means, log_variances, durations = (_pad_tokens(x, MAX_TOKENS) for x in (means, log_variances, durations))
     predicted = int(max(_host_durations(durations, t).sum(), 1))
     frames = min(predicted, MAX_FRAMES)
     if predicted > frames:
