@@ -321,6 +321,7 @@ def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, spe
     if predicted > frames:
         warnings.warn(f"the utterance needs {predicted} frames, more than the {frames} rendered; its "
                       f"audio is cut", stacklevel=2)
+    tree = jax.device_put(stage1["tree"])   # once, not per window, if params are numpy
     margins = receptive_field(config)
     schedule = chunk_schedule(frames, chunk_frames, margins.decoder_left + margins.decoder_right)
     hop = config.hop_length
@@ -329,15 +330,14 @@ def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, spe
     def dispatch(start, size):   # asynchronous: returns before the window is computed
         # The first chunk starts at the utterance's start: no left margin to compute.
         window = margins._replace(flow_left=0, decoder_left=0) if start == 0 else margins
-        return _render_window(stage1["tree"], means, log_variances, durations, stage1["speakers"],
+        return _render_window(tree, means, log_variances, durations, stage1["speakers"],
                               stage1["keys"], None, scale_prior, limit, jnp.asarray(start, jnp.int32),
                               config=config, chunk=size, margins=window)
 
-    def chunks():
-        pending = dispatch(*schedule[0])
+    def chunks(pending):
         for i, (start, size) in enumerate(schedule):
             wave = np.asarray(pending)[0, :(min(start + size, frames) - start) * hop]
             if i + 1 < len(schedule):
                 pending = dispatch(*schedule[i + 1])
             yield wave
-    return chunks()
+    return chunks(dispatch(*schedule[0]))   # the first window starts computing now
