@@ -222,10 +222,12 @@ def _pad_to(array: np.ndarray, length: int, axis: int = 1) -> np.ndarray:
 
 
 def _overflowing(durations, t: int) -> np.ndarray:
-    """Rows of device durations (B', Tb) that are non-finite or sum past the int32 lengths."""
+    """Rows of device durations (B', Tb) that are non-finite or reach the int32 limit (the
+    core's int32 durations saturate there: a non-finite duration arrives as 2**31 - 1)."""
     durations = np.asarray(durations, np.float64)[:, :t]
     with np.errstate(invalid="ignore", over="ignore"):
-        return np.flatnonzero(~np.all(np.isfinite(durations), axis=1) | (durations.sum(axis=1) >= 2 ** 31))
+        return np.flatnonzero(~np.all(np.isfinite(durations), axis=1)
+                              | (durations.sum(axis=1) >= 2 ** 31 - 1))
 
 
 def _host_durations(durations, t: int, explain=None) -> np.ndarray:
