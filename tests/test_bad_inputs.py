@@ -239,6 +239,17 @@ def test_numbers_are_spoken_with_expand_numbers(models):
         Tokenizer.load(models["single"], on_unknown="shout")
 
 
+def test_a_very_long_word_is_split_within_the_limit(models):
+    # one 20,000-letter "word": split between letters, nothing lost, each piece within max_tokens
+    # (the splitter is linear: this took minutes when it was quadratic)
+    from vits_jax.text import split_text
+
+    word = "abcdefghij" * 2000
+    count = lambda s: len(models["tok"].tokenize(s))   # noqa: E731
+    pieces = split_text(word, 200, count=count)
+    assert "".join(pieces) == word and all(count(p) <= 200 for p in pieces)
+
+
 def test_speak_batch_size(models):
     with pytest.raises(ValueError, match="batch size must be >= 1"):
         speech.speak(models["params"], models["tok"], "Hello.", batch_size=0)
@@ -500,7 +511,7 @@ def test_convert_never_replaces_what_it_did_not_write(models, tmp_path, capsys, 
     with pytest.raises(DestinationError):
         convert_voice(str(src), str(dst))
     assert _snapshot(tmp_path) == before                        # nothing deleted, written or left
-    if where in ("unrelated-folder", "source-itself"):          # `vits-jax convert` refuses them too
+    if where in ("unrelated-folder", "source-itself", "checkpoint-without-overwrite"):   # so does vits-jax
         _cli_error(["convert", str(src), str(dst)], capsys)
         assert _snapshot(tmp_path) == before
 
