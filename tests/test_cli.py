@@ -380,6 +380,7 @@ def test_unusable_output_paths_are_refused_before_any_work(models, tmp_path, mon
         raise AssertionError("the model was opened before the output path was checked")
 
     monkeypatch.setattr(speech, "open_model", no_work)
+    monkeypatch.setattr(speech, "open_tokenizer", no_work)
     afile = tmp_path / "afile.txt"
     afile.write_text("x")
     fifo = tmp_path / "pipe.wav"

@@ -101,7 +101,8 @@ def _check_output(path: str, option: str = "-o", example: str = "FILE.wav") -> N
                            "(-o - > out.wav, or into a player) or pass -o FILE.wav")
         return
     if not path.strip():
-        raise CliError(f"the {option} file name is empty: pass {option} {example}"
+        what = "output" if option == "-o" else option
+        raise CliError(f"the {what} file name is empty: pass {option} {example}"
                        + (" (or -o - for standard output)" if option == "-o" else ""))
     if "\0" in path:
         raise CliError(f"{option} {path!r} contains a NUL character")
@@ -207,7 +208,8 @@ def cmd_say(args) -> int:
         if not args.subtitles.lower().endswith((".srt", ".vtt")):
             raise CliError(f"--subtitles {args.subtitles}: the file name must end in .srt or .vtt")
         _check_output(args.subtitles, "--subtitles", "FILE.srt")
-    text = _read_text(args.text)
+    lines = raw and args.text == "-"        # streamed from standard input, line by line, as Piper
+    text = None if lines else _read_text(args.text)
     model = args.model if args.model is not None else voices.default_model()
 
     report = _Warnings()
@@ -215,8 +217,9 @@ def cmd_say(args) -> int:
     # `say` speaks numbers ("1997", "8:45") and folds letters the voice lacks ("é" -> "e");
     # whatever is still dropped or replaced is reported as a `warning:` line
     tokenizer = speech.open_tokenizer(path, config=args.config, expand_numbers=True, fold_diacritics=True)
-    with report():
-        speech.prepare_pieces(tokenizer, text, args.max_tokens)  # text errors before the slow part
+    if text is not None:
+        with report():
+            speech.prepare_pieces(tokenizer, text, args.max_tokens)  # text errors before the slow part
     _INTERRUPT.check()
 
     if not args.no_cache:
@@ -238,17 +241,8 @@ def cmd_say(args) -> int:
         cut = sum(said.truncated)
         print(f"warning: {cut} of {len(said.pieces)} sentence(s) reached the synthesizer's "
               "frame limit and were cut short", file=sys.stderr)
-    extra = []
-    if args.timings or args.subtitles:
-        import json
-
-        from . import timings
-
-        if args.timings:
-            data = json.dumps(timings.timings(said, tokenizer), indent=1, ensure_ascii=False)
-            extra.append((args.timings, (data + "\n").encode("utf-8")))
-        if args.subtitles:
-            extra.append((args.subtitles, timings.subtitles(args.subtitles, timings.cues(said)).encode("utf-8")))
+    with report():   # the words are tokenized again: their warnings were shown already
+        extra = _timing_files(args, said, tokenizer)
     if args.output == "-":
         data = audio.wav_bytes(said.waveform, said.sampling_rate)
         _INTERRUPT.commit()
@@ -264,22 +258,65 @@ def cmd_say(args) -> int:
     return 0
 
 
+def _timing_files(args, said, tokenizer) -> list[tuple[str, bytes]]:
+    """[(path, contents)] of the --timings JSON and the --subtitles file asked for."""
+    import json
+
+    from . import timings
+
+    files = []
+    if args.timings:
+        data = json.dumps(timings.timings(said, tokenizer), indent=1, ensure_ascii=False)
+        files.append((args.timings, (data + "\n").encode("utf-8")))
+    if args.subtitles:
+        files.append((args.subtitles, timings.subtitles(args.subtitles, timings.cues(said)).encode("utf-8")))
+    return files
+
+
+def _stdin_lines():
+    """Standard input's lines as they arrive (UTF-8)."""
+    stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+    for line in iter(stream.readline, b"" if stream is not sys.stdin else ""):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise CliError(f"standard input is not UTF-8 text ({e})") from None
+        yield line
+
+
 def _say_raw(params, tokenizer, text, options, report) -> int:
     """--output-raw: 16-bit little-endian mono PCM on stdout as it is produced (as Piper's
-    --output-raw), piece after piece, chunk after chunk; nothing to commit, so a Ctrl-C stops it."""
+    --output-raw), piece after piece, chunk after chunk; nothing to commit, so a Ctrl-C stops it.
+    TEXT `-` is read line by line as it arrives, each line spoken as soon as it is complete (as
+    Piper does); the pieces keep one running index, so the seeds and pauses are those of the
+    whole text. A line with nothing to say is reported and skipped."""
     from . import audio, speech
 
     out = sys.stdout.buffer
-    samples = 0
-    with report():
-        for chunk in speech.speak_stream(params, tokenizer, text, **options):
-            _INTERRUPT.check()
-            out.write(audio.to_pcm16(chunk).tobytes())
-            out.flush()
-            samples += len(chunk)
+    samples = pieces = 0
+    for part in ([text] if text is not None else _stdin_lines()):
+        if not part.strip():
+            continue
+        with report():
+            try:
+                found = speech.prepare_pieces(tokenizer, part, options["max_tokens"])[0]
+            except speech.NothingToSayError as e:
+                if text is not None:
+                    raise
+                print(f"warning: skipped a line: {e}", file=sys.stderr)
+                continue
+            for chunk in speech.speak_stream(params, tokenizer, part, first_piece=pieces, **options):
+                _INTERRUPT.check()
+                out.write(audio.to_pcm16(chunk).tobytes())
+                out.flush()
+                samples += len(chunk)
+        pieces += len(found)
+    if not pieces:
+        raise speech.NothingToSayError("standard input held nothing to say")
     rate = params.config.sampling_rate
-    print(f"wrote standard output (raw 16-bit PCM): {samples / rate:.2f} s at {rate} Hz",
-          file=sys.stderr)
+    print(f"wrote standard output (raw 16-bit PCM): {samples / rate:.2f} s at {rate} Hz, "
+          f"{pieces} sentence(s)", file=sys.stderr)
     return 0
 
 

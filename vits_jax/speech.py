@@ -187,10 +187,16 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
 def speak_stream(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[int] = None,
                  speaking_rate: Optional[float] = None, noise_scale: Optional[float] = None,
                  noise_scale_duration: Optional[float] = None, max_tokens: int = DEFAULT_MAX_TOKENS,
-                 pause: float = DEFAULT_PAUSE, normalize: Optional[bool] = None) -> Iterator[np.ndarray]:
+                 pause: float = DEFAULT_PAUSE, normalize: Optional[bool] = None,
+                 first_piece: int = 0) -> Iterator[np.ndarray]:
     """`speak` as it is produced: float32 waveform chunks (S_k,) in reading order, the pauses
     between pieces included, whose concatenation is `speak(...)`'s waveform (same pieces, same
     seeds per piece; within float32 round-off, as an item alone vs in a batch).
+
+    first_piece: the index of this text's first piece in a longer text given in parts (e.g. line
+    by line): piece i draws from fold_in(key(seed), first_piece + i), and a pause comes first when
+    first_piece > 0, so the parts concatenate to `speak` of the whole text when its sentences
+    split as the parts' do.
 
     Pieces are rendered one by one in reading order, so the first audio comes after the first
     sentence rather than the whole text. With normalize (Piper voices' default) a piece is yielded
@@ -206,7 +212,7 @@ def speak_stream(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Opt
     rate = int(params.config.sampling_rate)
     gap = np.zeros(int(round(pause * rate)), np.float32)
     base = jax.random.key(seed)
-    for i, piece_ids in enumerate(ids):
+    for i, piece_ids in enumerate(ids, first_piece):
         if i and gap.size:
             yield gap
         with warnings.catch_warnings():  # truncation: as in speak, the audio says it
