@@ -175,13 +175,16 @@ def test_say_reports_dropped_characters_and_speaks_numbers(mms, tmp_path, capsys
 # ------------------------------------------------------------------ --output-raw
 def test_output_raw_streams_line_by_line_as_produced(mms, cache_dir):
     """Each line of standard input is spoken as soon as it arrives: its audio is on stdout while
-    the process still waits for the next line; all bytes are the int16 of speak_stream's chunks,
-    which concatenate to speak's waveform."""
+    the process still waits for the next line; all bytes are the int16 of speak_stream's chunks
+    (several per sentence), which concatenate to speak's waveform."""
     params, tok = speech.load_model(mms, expand_numbers=True, fold_diacritics=True)
     whole = " ".join(LINES)
     chunks = list(speech.speak_stream(params, tok, whole, seed=0))
     said = speech.speak(params, tok, whole, seed=0, batch_size=2)
     np.testing.assert_allclose(np.concatenate(chunks), said.waveform, atol=1e-6)  # alone vs batched
+    assert len(chunks) > 2 * len(LINES) - 1                  # pieces come in several chunks each
+    again = speech.speak(params, tok, whole, seed=0, stream=True)
+    assert [c.tobytes() for c in again] == [c.tobytes() for c in chunks]
     expected = [audio.to_pcm16(c).tobytes() for c in chunks]   # piece, pause, piece, pause, piece
     proc = subprocess.Popen([sys.executable, "-m", "vits_jax.cli", "say", "-", "-m", mms, "--output-raw",
                              "--cache-dir", cache_dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

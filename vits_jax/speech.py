@@ -198,13 +198,14 @@ def speak_stream(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Opt
     first_piece > 0, so the parts concatenate to `speak` of the whole text when its sentences
     split as the parts' do.
 
-    Pieces are rendered one by one in reading order, so the first audio comes after the first
-    sentence rather than the whole text. With normalize (Piper voices' default) a piece is yielded
-    whole, since its level depends on its peak. Text errors are raised at the first `next()`.
+    Pieces are rendered one by one in reading order, each in chunks (`vits_jax.streaming.stream`:
+    a small first chunk, then larger ones, exactly the piece's samples), so the first audio comes
+    after a fraction of the first sentence. With normalize (Piper voices' default) a piece is
+    yielded whole, since its level depends on its peak. Text errors are raised at the first `next()`.
     """
     import jax
 
-    from .synthesis import synthesize
+    from .streaming import stream
 
     if normalize is None:
         normalize = is_piper_voice(tokenizer)
@@ -215,14 +216,16 @@ def speak_stream(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Opt
     for i, piece_ids in enumerate(ids, first_piece):
         if i and gap.size:
             yield gap
-        with warnings.catch_warnings():  # truncation: as in speak, the audio says it
+        with warnings.catch_warnings():  # truncation (warned at the call): as in speak, not repeated
             warnings.simplefilter("ignore")
-            out = synthesize(params, np.asarray([piece_ids], np.int32),
-                             key=jax.random.fold_in(base, i)[None], speaker_id=speaker_id,
-                             speaking_rate=speaking_rate, noise_scale=noise_scale,
-                             noise_scale_duration=noise_scale_duration)
-        piece = np.asarray(out.waveform)[0, :int(out.lengths[0])].astype(np.float32)   # (S_i,)
-        yield audio.peak_normalize(piece) if normalize else piece
+            # one key per item, as speak passes them to synthesize: the same noise
+            chunks = stream(params, np.asarray(piece_ids, np.int32), key=jax.random.fold_in(base, i)[None],
+                            speaker_id=speaker_id, speaking_rate=speaking_rate, noise_scale=noise_scale,
+                            noise_scale_duration=noise_scale_duration)
+        if normalize:
+            yield audio.peak_normalize(np.concatenate([np.asarray(c, np.float32) for c in chunks]))
+        else:
+            yield from (np.asarray(c, np.float32) for c in chunks)
 
 
 def _read_json(path: str):
