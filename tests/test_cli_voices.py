@@ -24,6 +24,7 @@ from vits_jax.tokenizer import PiperTokenizer, Tokenizer
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
+# THREE of test_cli.py, line by line: the speak programs compiled there (same model, seed 0) serve here
 LINES = ["The brown fox jumps.", "Over the lazy dog, twice!", "And then what happened?"]
 
 

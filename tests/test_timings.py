@@ -25,7 +25,8 @@ def said(tmp_path_factory):
     for name in TOKENIZER_FILES:
         shutil.copy(os.path.join(FIXTURES, name), folder)
     params, tok = speech.load_model(str(folder))
-    return speech.speak(params, tok, THREE, seed=2, batch_size=2, pause=0.25), tok
+    # seed 0, batches of 2: the programs test_cli.py compiled for THREE on this model serve here
+    return speech.speak(params, tok, THREE, seed=0, batch_size=2, pause=0.25), tok
 
 
 def test_speech_carries_ids_and_durations(said):
