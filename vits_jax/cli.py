@@ -1,16 +1,20 @@
-"""The `vits-jax` command: speak text to a WAV file, convert checkpoints, describe a model, train.
+"""The `vits-jax` command: speak text to a WAV file, convert voices, describe a voice, train.
 
     vits-jax say "Hello there. How are you?" -o hello.wav             # the default voice
     echo "Long text ..." | vits-jax say - -m ./mms-tts-deu -o out.wav --rate 1.1 --seed 3
-    vits-jax convert ./mms-tts-eng-transformers ./mms-tts-eng          # = python -m convert
+    vits-jax say "Hi." -m en_US-joe-medium.onnx -o hi.wav --timings hi.json --subtitles hi.srt
+    vits-jax say - --output-raw < book.txt | aplay -r 22050 -f S16_LE -c 1   # streamed as produced
+    vits-jax convert voice.onnx ./joe                                 # any voice -> vits-jax folder
     vits-jax info ./mms-tts-eng
     vits-jax train --model facebook/mms-tts-eng --data corpus/train.csv --out runs/eng --steps 2000
 
 This file only parses arguments, validates options and prints; the work is the library's:
-`say` is `vits_jax.speech.speak` (sentences, batches of similar length, pauses) written as a 16-bit
-PCM mono WAV (vits_jax/audio.py); the default voice is `vits_jax.voices.default_model()`. JAX's
-persistent compilation cache is on by default, so a second run with the same shapes skips
-compilation.
+`say` is `vits_jax.speech.speak` (sentences split by the voice's tokenizer, batches of similar
+length, pauses) written as a 16-bit PCM mono WAV (vits_jax/audio.py), or `speech.speak_stream`
+for --output-raw; timings and subtitles are vits_jax/timings.py; a voice is whatever
+`vits_jax.load` reads, its tokenizer found by `speech.open_tokenizer`; the default voice is
+`vits_jax.voices.default_model()`. JAX's persistent compilation cache is on by default, so a
+second run with the same shapes skips compilation.
 
 User errors (unknown model, empty text, bad speaker id, unusable output path, ...) print
 `error: ...` to stderr and exit with status 1 (set VITS_JAX_DEBUG=1 to get the traceback instead),
