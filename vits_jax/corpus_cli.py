@@ -1,0 +1,144 @@
+"""`vits-jax batch MANIFEST --out DIR -m MODEL`: speak a manifest of texts into an audio corpus.
+
+    vits-jax batch texts.csv --out corpus/ -m ./mms-tts-eng --seed 1 --rate-range 0.9,1.2
+    vits-jax batch texts.jsonl --out corpus/ -m ./vctk --speakers random --mix-range 0.2,0.5 --format flac
+    vits-jax batch texts.csv --out corpus/ -m ./mms-tts-eng --dry-run     # the plan, from stage 1 only
+
+Running again with the same --out resumes: finished rows are kept, the rest is spoken, and the
+folder ends as an uninterrupted run would have left it (see vits_jax/corpus.py). On a CPU each
+frame bucket compiles its own program once; set JAX_COMPILATION_CACHE_DIR (with
+JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0) to keep them for the next run.
+
+`register(subparsers)` adds the subcommand to the `vits-jax` parser; `python -m vits_jax.corpus_cli
+ARGS` runs it alone. User errors print `error: ...` on stderr and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+__all__ = ["register", "cmd_batch", "main"]
+
+_USER_ERRORS = (ValueError, OSError, ImportError)   # ManifestError, CorpusError, ModelNotFoundError, ...
+
+
+def _pair(text: str) -> tuple[float, float]:
+    """'0.9,1.2' or '1.1' -> (low, high)."""
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH or one number, got {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH or one number, got {text!r}")
+    return parts[0], parts[1]
+
+
+def _speakers(text: str):
+    if text in ("all", "random"):
+        return text
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected all, random or ids such as 0,3,5, got {text!r}") from None
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Adds `batch` to an argparse subparsers object; returns its parser."""
+    p = subparsers.add_parser(
+        "batch", help="speak a manifest of texts into an audio corpus",
+        description="Speak every row of MANIFEST (CSV/TSV with a header, or JSONL; fields id, text and "
+                    "optionally speaker, rate, noise_scale, noise_scale_duration, seed) into "
+                    "DIR/audio/<id>.wav, listing them in DIR/manifest.jsonl and the rows that cannot be "
+                    "spoken in DIR/skipped.jsonl. Run again with the same --out to resume.")
+    p.add_argument("manifest", metavar="MANIFEST", help="a .csv, .tsv or .jsonl file")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier run's)")
+    p.add_argument("-m", "--model", required=True,
+                   help="a converted folder, a transformers VITS folder or a hub id")
+    p.add_argument("--seed", type=int, default=0, help="run seed: a row without its own seed gets "
+                   "blake2b(seed, id) (default: 0)")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="rows per batch (default: 16)")
+    p.add_argument("--format", choices=("wav", "flac"), default="wav", help="audio format (default: wav)")
+    p.add_argument("--speakers", type=_speakers, default=None, metavar="all|random|LIST",
+                   help="multi-speaker models: every row once per speaker (all, or ids 0,3,5), or one "
+                        "random speaker per row (random); default: the row's speaker column")
+    p.add_argument("--rate-range", type=_pair, default=None, metavar="LOW,HIGH",
+                   help="speaking rate drawn per row (a row's rate column wins)")
+    p.add_argument("--noise-range", type=_pair, default=None, metavar="LOW,HIGH",
+                   help="noise_scale drawn per row")
+    p.add_argument("--noise-duration-range", type=_pair, default=None, metavar="LOW,HIGH",
+                   help="noise_scale_duration drawn per row")
+    p.add_argument("--mix-range", type=_pair, default=None, metavar="LOW,HIGH",
+                   help="mix each row's speaker with a second random one (slerp of embeddings, the "
+                        "second's weight drawn in this range)")
+    p.add_argument("--devices", type=int, default=None, metavar="N",
+                   help="render on the first N local devices (default: all)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (rows, predicted hours, batches) from stage 1 and write nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_batch)
+    return p
+
+
+def cmd_batch(args) -> int:
+    import jax
+
+    from .checkpoint import load
+    from .corpus import CorpusError, synthesize_corpus
+    from .corpus_manifest import read_manifest
+    from .hub import resolve
+    from .tokenizer import Tokenizer
+
+    if args.batch_size < 1:
+        raise CorpusError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not 0 <= args.seed < 2 ** 32:
+        raise CorpusError(f"--seed must be in [0, 2**32), got {args.seed}")
+    devices = None
+    if args.devices is not None:
+        local = jax.local_devices()
+        if not 1 <= args.devices <= len(local):
+            raise CorpusError(f"--devices must be in [1, {len(local)}], got {args.devices}")
+        devices = local[:args.devices]
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CorpusError(f"--out {args.out} exists and is not a folder")
+    read_manifest(args.manifest)            # a bad manifest fails before the model loads
+    folder = resolve(args.model)
+    if not os.path.isfile(os.path.join(folder, "vocab.json")):
+        raise CorpusError(f"model folder {folder} has no vocab.json (the tokenizer files)")
+    tokenizer = Tokenizer.load(folder)
+    params = load(folder)
+    summary = synthesize_corpus(
+        params, tokenizer, args.manifest, args.out, seed=args.seed, batch_size=args.batch_size,
+        audio_format=args.format, speakers=args.speakers, rate_range=args.rate_range,
+        noise_range=args.noise_range, noise_duration_range=args.noise_duration_range,
+        mix_range=args.mix_range, devices=devices, dry_run=args.dry_run,
+        progress=not args.no_progress and sys.stderr.isatty())
+    print(summary, file=sys.stderr if not args.dry_run else sys.stdout)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="vits-jax")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as e:
+        if os.environ.get("VITS_JAX_DEBUG"):
+            raise
+        message = str(e) or type(e).__name__
+        if isinstance(e, OSError) and e.filename and e.strerror:
+            message = f"{e.filename}: {e.strerror}"
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
