@@ -531,6 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=cmd_info)
 
+    from .corpus_cli import register as register_batch   # `vits-jax batch` (vits_jax/corpus_cli.py)
+
+    register_batch(sub)
+
     tr = sub.add_parser(
         "train", help="fine-tune a model on recordings",
         description="Train a model's generator (with a fresh discriminator) on a manifest of "
