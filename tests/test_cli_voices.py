@@ -217,3 +217,11 @@ def test_output_raw_refusals(mms, tmp_path, capsys):
     assert _say(["Hi.", "-m", mms, "-o", str(tmp_path / "a.wav"), "--subtitles", str(tmp_path / "a.txt")]) == 1
     assert "must end in .srt or .vtt" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_batch_is_a_vits_jax_command(tmp_path, capsys):
+    """`vits-jax batch` (vits_jax/corpus_cli.py) is registered: its user errors are `error:` lines."""
+    code = cli.main(["batch", str(tmp_path / "none.csv"), "--out", str(tmp_path / "o"), "-m", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    assert not os.path.exists(tmp_path / "o")
