@@ -678,5 +678,20 @@ def _main(argv: Optional[Sequence[str]], interrupt: _Interrupt) -> int:
         return 1
 
 
+def run() -> None:
+    """The console script: `main`, then exit. After a Ctrl-C the process ends at once (stdio
+    flushed, status 130) instead of finalizing the interpreter: an interrupt can land inside JAX's
+    start-up or a compilation, and tearing down its runtime threads from there can crash."""
+    status = main()
+    if status == 130:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(130)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
