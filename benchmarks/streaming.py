@@ -47,7 +47,7 @@ def run_plain(params, texts, kwargs):
 
 
 def run_streamed(params, texts, kwargs):
-    from vits_jax.streaming import stream
+    from vits_jax import stream
 
     t0 = time.perf_counter()
     first = None
@@ -112,7 +112,7 @@ def rss_child(minutes: float) -> None:
     """Streams ~`minutes` of speech (MMS-eng architecture) sentence by sentence; prints peak RSS."""
     import jax
 
-    from vits_jax.streaming import stream
+    from vits_jax import stream
 
     _, params = build()
     params = jax.device_put(params)

@@ -34,10 +34,10 @@ ODD = dict(resblock="2", upsample_rates=[3, 2], upsample_kernel_sizes=[6, 5], re
            resblock_dilation_sizes=[[1, 2], [2, 3]])
 CONFIGS = {
     "sdp": small_config(),
-    "odd-resblock2": small_config(**ODD),
     "deterministic-multispeaker": small_config(use_stochastic_duration_prediction=False,
                                                num_speakers=3, speaker_embedding_size=4),
     "wide": small_config(**WIDE),
+    "odd-resblock2": small_config(**ODD),
 }
 
 
@@ -57,8 +57,11 @@ def voices():
 
 def rate_for(params, ids, **kwargs):
     """Random-init durations are far from speech; the speaking rate giving ~6 frames per token."""
-    durations = predict_durations(params, ids[None], **kwargs)
-    return float(durations.mean()) / FRAMES_PER_TOKEN
+    rate = 1.0
+    for _ in range(3):   # durations are rounded up: a few fixed-point steps
+        durations = predict_durations(params, ids[None], speaking_rate=rate, **kwargs)
+        rate *= float(durations.mean()) / FRAMES_PER_TOKEN
+    return rate
 
 
 def reference(params, ids, **kwargs):

@@ -373,13 +373,13 @@ class Stage1:
 
 def encode_checked(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
                    speaker_id=None, speaking_rate=None, noise_scale=None, noise_scale_duration=None,
-                   config: Optional[VitsConfig] = None) -> Stage1:
+                   config: Optional[VitsConfig] = None, sdp_noise=None) -> Stage1:
     """synthesize's argument checks (the same ValueErrors) and its stage-1 program, for callers that
     render stage 2 themselves (vits_jax.streaming): `core.render` / `windows.render_window` with
     the returned key, speaker_id and noise_scale give synthesize's samples."""
     params, t, b, encode_args, options, _ = _prepare(params, ids, attention_mask, key, speaker_id,
                                                      speaking_rate, noise_scale, noise_scale_duration,
-                                                     config, None, None, None, None)
+                                                     config, sdp_noise, None, None, None)
     encoded = _encode_program(params, **encode_args)
     return Stage1(params, encoded, _host_durations(encoded.durations, t)[:b], encode_args["key"],
                   options["speaker_id"], options["noise_scale"])
