@@ -374,7 +374,8 @@ def test_long_items_render_in_exact_windows(tiny, monkeypatch):
 def test_too_large_output_is_refused_before_rendering(tiny, monkeypatch):
     monkeypatch.setattr(synthesis, "MAX_OUTPUT_BYTES", 10_000)
     before = compilation_counts()
-    with pytest.raises(ValueError, match=r"output too large: .* > MAX_OUTPUT_BYTES=10000 \(max_frames=1000000"):
+    with pytest.raises(ValueError,
+                       match=r"output too large: .* > MAX_OUTPUT_BYTES=10000 \(max_frames=1000000"):
         synthesize(tiny, np.array([1, 2, 3]), speaking_rate=1e-4, max_frames=1_000_000)
     with pytest.raises(ValueError, match=r"MAX_OUTPUT_BYTES=10000 \(the predicted durations ask for"):
         synthesize(tiny, np.array([1, 2, 3]), speaking_rate=1e-4)

@@ -25,7 +25,7 @@ from .windows import ReceptiveField, compilation_count, receptive_field  # noqa:
 from . import windows
 
 FIRST_CHUNK_FRAMES = 16     # default first chunk (~0.26 s at MMS's 16 kHz): time to first audio
-MAX_CHUNK_FRAMES = 1024     # default largest chunk (bounds a window's memory, see render_chunked)
+MAX_CHUNK_FRAMES = 1024     # default largest chunk (bounds a window's memory, see windows.render_chunked)
 
 
 def _check_chunk_frames(value, what: str) -> int:

@@ -414,11 +414,11 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     sdp_noise (B, >=T, 2), prior_noise (B, >=F, Z): standard normal draws replacing the key's (for
         parity tests against transformers); the prior noise must cover the frames rendered.
 
-    Memory: rendering takes ~224 KB per frame and item at MMS-eng size on CPU (XLA's memory
-    analysis of the compiled decoder: 19.8 MB for 90 frames, 117.8 MB for 538). Renders longer than
-    RENDER_WINDOW_FRAMES (1024) frames go in exact windows of at most that many frames, overlapped
-    by the networks' receptive field (vits_jax.windows): the same samples to float32 round-off, at
-    most ~235 MB per item whatever the length (plus the output). The returned waveform must fit
+    Memory: rendering takes ~229 KB per frame and item at MMS-eng size on CPU (XLA's memory
+    analysis of the compiled window program: 20.8 MB for 64 frames, 241.0 MB for 1024). Renders
+    longer than RENDER_WINDOW_FRAMES (1024) frames go in exact windows of at most that many frames,
+    overlapped by the networks' receptive field (vits_jax.windows): the same samples to float32
+    round-off, at most ~241 MB per item whatever the length (plus the output). The returned waveform must fit
     MAX_OUTPUT_BYTES (1 GiB at 4 bytes per sample): a larger one is refused before any rendering
     with a ValueError naming the option that asked for it (max_frames, or a speaking_rate /
     noise_scale_duration giving very long durations).
