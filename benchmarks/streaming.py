@@ -67,8 +67,8 @@ def bench_voice(name, params, kwargs, paragraphs, repeats):
     run_streamed(params, texts_all, kwargs)
     for n in paragraphs:
         texts = texts_all[:n]
-        frames = sum(int(predict_durations(params, t[None], **{k: kwargs[k] for k in ("key", "speaking_rate")})
-                         .sum()) for t in texts)
+        plan = {k: v for k, v in kwargs.items() if k in ("key", "speaking_rate")}   # Piper: no rate
+        frames = sum(int(predict_durations(params, t[None], **plan).sum()) for t in texts)
         audio = frames * params.config.hop_length / params.config.sampling_rate
         plain, streamed = [], []
         for _ in range(repeats):   # interleaved, medians
