@@ -47,7 +47,7 @@ def run_plain(params, texts, kwargs):
 
 
 def run_streamed(params, texts, kwargs):
-    from vits_jax.streaming import stream
+    from vits_jax import stream
 
     t0 = time.perf_counter()
     first = None
@@ -67,8 +67,8 @@ def bench_voice(name, params, kwargs, paragraphs, repeats):
     run_streamed(params, texts_all, kwargs)
     for n in paragraphs:
         texts = texts_all[:n]
-        frames = sum(int(predict_durations(params, t[None], **{k: kwargs[k] for k in ("key", "speaking_rate")})
-                         .sum()) for t in texts)
+        plan = {k: v for k, v in kwargs.items() if k in ("key", "speaking_rate")}   # Piper: no rate
+        frames = sum(int(predict_durations(params, t[None], **plan).sum()) for t in texts)
         audio = frames * params.config.hop_length / params.config.sampling_rate
         plain, streamed = [], []
         for _ in range(repeats):   # interleaved, medians
@@ -112,7 +112,7 @@ def rss_child(minutes: float) -> None:
     """Streams ~`minutes` of speech (MMS-eng architecture) sentence by sentence; prints peak RSS."""
     import jax
 
-    from vits_jax.streaming import stream
+    from vits_jax import stream
 
     _, params = build()
     params = jax.device_put(params)

@@ -338,3 +338,45 @@ def test_odd_kernel_minus_rate_batch_equals_single():
                            key=jax.random.fold_in(jax.random.key(1), i)[None])
         assert int(alone.lengths[0]) == int(out.lengths[i])
         assert_close(out.waveform[i, :out.lengths[i]], alone.waveform[0], what=f"item {i}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Long renders: exact windows in bounded memory, or refused before rendering
+
+def test_long_items_render_in_exact_windows(tiny, monkeypatch):
+    """Past RENDER_WINDOW_FRAMES (set small here) items render in windows: the same samples as one
+    program, per item (the CPU batch path) and with max_frames (cut items, a huge max_frames)."""
+    from vits_jax import windows
+
+    ids = np.array([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 0, 0, 0, 0, 0]])
+    mask = (ids > 0).astype(np.int32)
+    rate = 0.01   # random-init durations are ~0.03 frames per token
+    calls = dict(batch=dict(ids=ids, attention_mask=mask), cut=dict(ids=ids[:1], max_frames=200),
+                 huge=dict(ids=ids[:1], max_frames=1_000_000), alone=dict(ids=ids[:1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the cut item's truncation warning
+        want = {name: synthesize(tiny, **kw, speaking_rate=rate, key=jax.random.key(3))
+                for name, kw in calls.items() if name != "huge"}
+        assert want["alone"].lengths[0] > 2 * 64 * tiny.config.hop_length and want["cut"].truncated[0]
+        monkeypatch.setattr(synthesis, "RENDER_WINDOW_FRAMES", 64)
+        before = windows.compilation_count()
+        got = {name: synthesize(tiny, **kw, speaking_rate=rate, key=jax.random.key(3))
+               for name, kw in calls.items()}
+    assert windows.compilation_count() > before                   # windows did render
+    want["huge"] = want["alone"]                                   # any max_frames that holds it
+    for name, out in got.items():
+        np.testing.assert_array_equal(out.lengths, want[name].lengths)
+        np.testing.assert_array_equal(out.truncated, want[name].truncated)
+        assert out.waveform.shape == want[name].waveform.shape, name
+        assert np.max(np.abs(out.waveform - want[name].waveform)) <= 1e-6, name
+
+
+def test_too_large_output_is_refused_before_rendering(tiny, monkeypatch):
+    monkeypatch.setattr(synthesis, "MAX_OUTPUT_BYTES", 10_000)
+    before = compilation_counts()
+    with pytest.raises(ValueError,
+                       match=r"output too large: .* > MAX_OUTPUT_BYTES=10000 \(max_frames=1000000"):
+        synthesize(tiny, np.array([1, 2, 3]), speaking_rate=1e-4, max_frames=1_000_000)
+    with pytest.raises(ValueError, match=r"MAX_OUTPUT_BYTES=10000 \(the predicted durations ask for"):
+        synthesize(tiny, np.array([1, 2, 3]), speaking_rate=1e-4)
+    assert compilation_counts()["render"] == before["render"]    # refused before any rendering

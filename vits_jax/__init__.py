@@ -15,11 +15,12 @@ _EXPORTS = {
     "SynthesisOutput": "synthesis", "synthesize": "synthesis",
     "Tokenizer": "tokenizer",
     "Speech": "speech", "speak": "speech",
+    "stream": "streaming",
 }
 
 __all__ = ["VitsConfig", "VitsModel", "VitsParams", "init_params", "load", "save", "convert_voice",
            "Encoded", "GenerateOutput", "encode", "generate", "render",
-           "SynthesisOutput", "synthesize", "Tokenizer", "Speech", "speak"]
+           "SynthesisOutput", "synthesize", "Tokenizer", "Speech", "speak", "stream"]
 __version__ = "0.1.0"
 
 

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
-from . import core, sharding
+from . import core, sharding, windows
 from .checkpoint import VitsParams, split_params
 from .config import VitsConfig
 
@@ -42,6 +42,8 @@ MAX_FRAMES = 2 ** 16       # most frames rendered without `max_frames` (~17 min 
 MIN_TOKEN_BUCKET = 16
 MIN_FRAME_BUCKET = 32
 FRAME_STEPS_PER_OCTAVE = 8
+RENDER_WINDOW_FRAMES = 1024  # longer renders go in exact windows of at most this many frames (memory)
+MAX_OUTPUT_BYTES = 2 ** 30   # largest waveform a call returns (B x S x 4 bytes): ~4.6 h at 16 kHz
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,9 +294,10 @@ def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, f
     On a CPU one item's convolutions already keep every core busy, so a padded batch only adds
     work: every item would be decoded over the longest item's frames (plus the bucket's padding).
     Rendering items one by one decodes each over its own bucket, and the batch-1 programs are the
-    same ones single calls use. Each item's result is exactly what a batch-1 call computes.
+    same ones single calls use. Each item's result is exactly what a batch-1 call computes; an
+    item longer than RENDER_WINDOW_FRAMES is rendered in windows (`_render`).
     """
-    out = np.zeros((len(item_frames), frames * hop), np.float32)
+    out = np.zeros((len(item_frames), int(np.minimum(item_frames, frames).max()) * hop), np.float32)
     pending = []
     for i, needed in enumerate(item_frames):
         num_frames = min(frame_bucket(int(needed)), frames)
@@ -302,14 +305,41 @@ def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, f
         options = {k: None if v is None else v[i:i + 1] for k, v in traced.items()}
         if options["prior_noise"] is not None:
             options["prior_noise"] = options["prior_noise"][:, :num_frames]
-        pending.append(_render_program(params, item, key[i:i + 1], num_frames=num_frames, dtype=dtype,
-                                       **options))   # dispatched asynchronously
+        pending.append(_render(params, item, key[i:i + 1], options, num_frames, min(int(needed), num_frames),
+                               dtype))   # dispatched asynchronously unless windowed
     for i, wave in enumerate(pending):
         # A stage whose (kernel - rate) is odd adds samples past frames * hop (see
         # hifigan.output_length); lengths count frames * hop, as transformers', so they are cut.
         wave = np.asarray(wave)[0, :out.shape[1]]
         out[i, :wave.shape[0]] = wave
     return out
+
+
+def _render(params, encoded, key, options: dict, num_frames: int, stop_frame: int, dtype):
+    """Stage 2 over num_frames frames: one program (a device array, dispatched asynchronously) up to
+    RENDER_WINDOW_FRAMES frames, beyond that exact windows of at most RENDER_WINDOW_FRAMES frames
+    up to stop_frame (the longest item's end; zeros after), as numpy (B, stop_frame * hop).
+    Windows are balanced (k windows of about num / k frames, on the frame grid) so a length just
+    over the budget does not decode a nearly empty second window."""
+    if num_frames <= RENDER_WINDOW_FRAMES:
+        return _render_program(params, encoded, key, **options, num_frames=num_frames, dtype=dtype)
+    count = -(-stop_frame // RENDER_WINDOW_FRAMES)
+    window = min(frame_bucket(-(-stop_frame // count)), RENDER_WINDOW_FRAMES)
+    return windows.render_chunked(params, encoded, key, num_frames=num_frames, window_frames=window,
+                                  stop_frame=stop_frame, dtype=dtype, **options)
+
+
+def _check_output_size(batch: int, frames: int, hop: int, max_frames, predicted: np.ndarray) -> None:
+    """Refuses, before rendering, a waveform larger than MAX_OUTPUT_BYTES, naming its cause."""
+    size = batch * frames * hop * 4
+    if size <= MAX_OUTPUT_BYTES:
+        return
+    cause = (f"max_frames={max_frames} lets items render up to {frames} frames" if max_frames is not None
+             else f"the predicted durations ask for {int(predicted.max())} frames")
+    raise ValueError(
+        f"output too large: {batch} item(s) x {frames} frames x {hop} samples x 4 bytes = "
+        f"{size / 2 ** 30:.2f} GiB > MAX_OUTPUT_BYTES={MAX_OUTPUT_BYTES} ({cause}; check speaking_rate "
+        f"and noise_scale_duration, lower max_frames, or split the batch)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,6 +408,37 @@ def predict_durations(params, ids, attention_mask=None, *, key: Optional[jax.Arr
     return _host_durations(encoded.durations, t, explain)[:b].astype(np.int64)
 
 
+
+@dataclasses.dataclass(frozen=True)
+class Stage1:
+    """`encode_checked`'s results: what stage 2 needs, as synthesize prepares it.
+
+    params: VitsParams; encoded: core.Encoded over the token bucket Tb; durations: (B, T) float64
+    host frames per token (checked to fit); key: (B,) typed keys; speaker_id: (B,) int32 or None;
+    noise_scale: (B,) float32.
+    """
+
+    params: VitsParams
+    encoded: core.Encoded
+    durations: np.ndarray
+    key: jax.Array
+    speaker_id: Optional[jax.Array]
+    noise_scale: jax.Array
+
+
+def encode_checked(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
+                   speaker_id=None, speaking_rate=None, noise_scale=None, noise_scale_duration=None,
+                   config: Optional[VitsConfig] = None, sdp_noise=None) -> Stage1:
+    """synthesize's argument checks (the same ValueErrors) and its stage-1 program, for callers that
+    render stage 2 themselves (vits_jax.streaming): `core.render` / `windows.render_window` with
+    the returned key, speaker_id and noise_scale give synthesize's samples."""
+    params, t, b, encode_args, options, _ = _prepare(params, ids, attention_mask, key, speaker_id,
+                                                     speaking_rate, noise_scale, noise_scale_duration,
+                                                     config, sdp_noise, None, None, None)
+    encoded = _encode_program(params, **encode_args)
+    return Stage1(params, encoded, _host_durations(encoded.durations, t)[:b], encode_args["key"],
+                  options["speaker_id"], options["noise_scale"])
+
 def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
                speaker_id=None, speaking_rate=None, noise_scale=None, noise_scale_duration=None,
                max_frames: Optional[int] = None, config: Optional[VitsConfig] = None,
@@ -392,10 +453,12 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         Default jax.random.key(0), so repeated calls give the same audio.
     speaker_id: None (no speaker conditioning, as transformers), an int, or one id per item.
     speaking_rate, noise_scale, noise_scale_duration: a float or one per item; default from config.
-    max_frames: render exactly this many frames in one program. Items predicted longer are cut at
-        max_frames, flagged in `truncated`, and a warning is raised. Without it, frames are rounded
-        up to a bucket (at most MAX_FRAMES, beyond which items are truncated likewise). A cut item
-        is rendered as if its utterance ended there; its `lengths` is max_frames * hop.
+    max_frames: render exactly this many frames (the same samples for any max_frames that holds
+        an item). Items predicted longer are cut at max_frames, flagged in `truncated`, and a
+        warning is raised. Without it, frames are rounded up to a bucket (at most MAX_FRAMES,
+        beyond which items are truncated likewise). A cut item is rendered as if its utterance
+        ended there; its `lengths` is max_frames * hop. The returned waveform holds only the
+        longest item's frames, so a large max_frames costs nothing past the items' ends.
     mesh: a jax.sharding.Mesh (the batch is split over all its devices) or a NamedSharding for
         the batch axis: data parallel, batch padded to a multiple of the shards, params replicated
         (place them once with `jax.device_put(params, NamedSharding(mesh, P()))` to avoid a copy
@@ -405,6 +468,15 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         Default float32 throughout, the parity reference. Durations never depend on it.
     sdp_noise (B, >=T, 2), prior_noise (B, >=F, Z): standard normal draws replacing the key's (for
         parity tests against transformers); the prior noise must cover the frames rendered.
+
+    Memory: rendering takes ~229 KB per frame and item at MMS-eng size on CPU (XLA's memory
+    analysis of the compiled window program: 20.8 MB for 64 frames, 241.0 MB for 1024). Renders
+    longer than RENDER_WINDOW_FRAMES (1024) frames go in exact windows of at most that many frames,
+    overlapped by the networks' receptive field (vits_jax.windows): the same samples to float32
+    round-off, at most ~241 MB per item whatever the length (plus the output). The returned waveform must fit
+    MAX_OUTPUT_BYTES (1 GiB at 4 bytes per sample): a larger one is refused before any rendering
+    with a ValueError naming the option that asked for it (max_frames, or a speaking_rate /
+    noise_scale_duration giving very long durations).
 
     Padded items equal their unpadded selves: the result for an item does not depend on the
     other items, the buckets or `max_frames` (as long as it is not truncated).
@@ -422,7 +494,7 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     prior_noise = options.pop("prior_noise")
     key = encode_args["key"]
 
-    if max_frames is not None and prior_noise is None:
+    if max_frames is not None and max_frames <= RENDER_WINDOW_FRAMES and prior_noise is None:
         out = jax.device_get(_generate_program(params, **encode_args, noise_scale=options["noise_scale"],
                                                num_frames=max_frames, dtype=dtype))  # one program, one transfer
         frames, waveform = max_frames, out.waveform
@@ -432,6 +504,8 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         durations = _host_durations(encoded.durations, t, explain)[:b]    # the one host sync
         item_frames = np.maximum(durations.sum(axis=1), 1).astype(np.int64)
         frames = max_frames or min(frame_bucket(int(item_frames.max())), MAX_FRAMES)
+        stop = int(np.minimum(item_frames, frames).max())                  # frames returned
+        _check_output_size(b, stop, hop, max_frames, item_frames)
         if prior_noise is not None:
             needed = int(np.minimum(item_frames, frames).max())
             if prior_noise.shape[1] < needed:
@@ -441,7 +515,7 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         if split is None and b > 1 and max_frames is None and jax.default_backend() == "cpu":
             waveform = _render_items(params, encoded, key, options, item_frames, frames, hop, dtype)
         else:
-            waveform = _render_program(params, encoded, key, **options, num_frames=frames, dtype=dtype)
+            waveform = _render(params, encoded, key, options, frames, stop, dtype)
 
     predicted = np.maximum(durations.sum(axis=1), 1).astype(np.int64)      # (B,) frames wanted
     truncated = predicted > frames
