@@ -3,6 +3,7 @@
     vits-jax batch texts.csv --out corpus/ -m ./mms-tts-eng --seed 1 --rate-range 0.9,1.2
     vits-jax batch texts.jsonl --out corpus/ -m ./vctk --speakers random --mix-range 0.2,0.5 --format flac
     vits-jax batch texts.csv --out corpus/ -m ./mms-tts-eng --dry-run     # the plan, from stage 1 only
+    vits-jax batch texts.csv --out corpus/ -m en_US-joe-medium.onnx       # a Piper voice
 
 Running again with the same --out resumes: finished rows are kept, the rest is spoken, and the
 folder ends as an uninterrupted run would have left it (see vits_jax/corpus.py). On a CPU each
