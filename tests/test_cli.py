@@ -249,12 +249,14 @@ def test_convert_then_say_gives_the_same_wav(models, tmp_path, capsys):
     assert _say([THREE, "-m", models["single"], "-o", str(a)]) == 0
     assert _say([THREE, "-m", str(dst), "-o", str(b)]) == 0
     assert a.read_bytes() == b.read_bytes()
-    # a converted checkpoint may be replaced; any other existing folder is refused
-    assert cli.main(["convert", models["single"], str(dst)]) == 0
-    assert cli.main(["convert", models["single"], models["multi"]]) == 1
+    # a converted checkpoint is replaced with --overwrite only; any other existing folder is refused
+    assert cli.main(["convert", models["single"], str(dst)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert cli.main(["convert", models["single"], str(dst), "--overwrite"]) == 0
+    assert cli.main(["convert", models["single"], models["multi"], "--overwrite"]) == 1
     assert "not a vits-jax checkpoint" in capsys.readouterr().err
     assert cli.main(["convert", models["single"], models["single"]]) == 1
-    assert "same folder" in capsys.readouterr().err
+    assert "lies inside the source" in capsys.readouterr().err
 
 
 def test_info(models, capsys):
@@ -378,6 +380,7 @@ def test_unusable_output_paths_are_refused_before_any_work(models, tmp_path, mon
         raise AssertionError("the model was opened before the output path was checked")
 
     monkeypatch.setattr(speech, "open_model", no_work)
+    monkeypatch.setattr(speech, "open_tokenizer", no_work)
     afile = tmp_path / "afile.txt"
     afile.write_text("x")
     fifo = tmp_path / "pipe.wav"

@@ -26,7 +26,7 @@ from typing import BinaryIO, Callable, Optional
 
 import numpy as np
 
-__all__ = ["to_pcm16", "silence", "concatenate", "peak_normalize", "temporary_name", "write_wav", "wav_bytes", "read_wav",
+__all__ = ["to_pcm16", "silence", "concatenate", "peak_normalize", "temporary_name", "write_atomic", "write_wav", "wav_bytes", "read_wav",
            "read_audio", "resample"]
 
 
@@ -96,19 +96,14 @@ def temporary_name(path: str | os.PathLike) -> str:
     return f".{os.path.basename(os.fspath(path))}."
 
 
-def write_wav(path: str | os.PathLike, waveform, sampling_rate: int, *,
-              before_replace: Optional[Callable[[], None]] = None) -> None:
-    """Writes `waveform` (S,) as a 16-bit PCM mono WAV at `sampling_rate`, atomically.
-
-    The file is written to a temporary file in the same folder, flushed to disk and renamed over
-    `path`; on any error the temporary file is removed and an existing `path` is left as it was.
-    A replaced file keeps its permission bits; a new one gets the usual ones (0666 & ~umask).
-    `before_replace` is called just before the rename (the commit point); whatever it raises
-    abandons the write the same way (the command line checks for Ctrl-C there).
+def write_atomic(path: str | os.PathLike, data: bytes, *,
+                 before_replace: Optional[Callable[[], None]] = None) -> None:
+    """Writes `data` to `path` atomically: a temporary file in the same folder, flushed to disk and
+    renamed over `path`; on any error the temporary file is removed and an existing `path` is left
+    as it was. A replaced file keeps its permission bits; a new one gets the usual ones
+    (0666 & ~umask). `before_replace` is called just before the rename (the commit point);
+    whatever it raises abandons the write the same way (the command line checks for Ctrl-C there).
     """
-    if int(sampling_rate) <= 0:
-        raise ValueError(f"sampling rate must be positive, got {sampling_rate}")
-    pcm = to_pcm16(waveform)  # validate before touching the file system
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
@@ -120,7 +115,7 @@ def write_wav(path: str | os.PathLike, waveform, sampling_rate: int, *,
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=temporary_name(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            _write(f, pcm, sampling_rate)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
@@ -133,6 +128,20 @@ def write_wav(path: str | os.PathLike, waveform, sampling_rate: int, *,
         except FileNotFoundError:
             pass
         raise
+
+
+def write_wav(path: str | os.PathLike, waveform, sampling_rate: int, *,
+              before_replace: Optional[Callable[[], None]] = None) -> None:
+    """Writes `waveform` (S,) as a 16-bit PCM mono WAV at `sampling_rate`, atomically
+    (`write_atomic`: an existing `path` is replaced only by a complete file)."""
+    if int(sampling_rate) <= 0:
+        raise ValueError(f"sampling rate must be positive, got {sampling_rate}")
+    pcm = to_pcm16(waveform)  # validate before touching the file system
+    if os.path.isdir(os.fspath(path)):
+        raise IsADirectoryError(f"{path} is a folder; pass a file name such as {os.path.join(path, 'out.wav')}")
+    buf = io.BytesIO()
+    _write(buf, pcm, sampling_rate)
+    write_atomic(path, buf.getvalue(), before_replace=before_replace)
 
 
 def _pcm_to_float(data: bytes, width: int) -> np.ndarray:

@@ -12,6 +12,7 @@ in a fresh folder beside the destination and renamed into place, so a failure le
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -23,10 +24,14 @@ import numpy as np
 
 from .config import VitsConfig
 from .hub import resolve
-from .model import param_shapes
+from .model import param_shapes as _param_shapes
 from .weights.mapper import map_weights
 from .weights.sources import PIPER_JSON, TOKENIZER_FILES as _TOKENIZER_FILES, open_source
 from .weights.tables import FLAX
+
+# The target tree of a config (an eval_shape of the whole init: seconds to trace), once per config
+# per process: `say` then `convert`, or repeated loads, do not trace it again. Read-only leaves.
+param_shapes = functools.lru_cache(maxsize=16)(_param_shapes)
 
 PARAMS_DIR = "params"
 TOKENIZER_FILES = _TOKENIZER_FILES + (PIPER_JSON,)

@@ -1,16 +1,20 @@
-"""The `vits-jax` command: speak text to a WAV file, convert checkpoints, describe a model, train.
+"""The `vits-jax` command: speak text to a WAV file, convert voices, describe a voice, train.
 
     vits-jax say "Hello there. How are you?" -o hello.wav             # the default voice
     echo "Long text ..." | vits-jax say - -m ./mms-tts-deu -o out.wav --rate 1.1 --seed 3
-    vits-jax convert ./mms-tts-eng-transformers ./mms-tts-eng          # = python -m convert
+    vits-jax say "Hi." -m en_US-joe-medium.onnx -o hi.wav --timings hi.json --subtitles hi.srt
+    vits-jax say - --output-raw < book.txt | aplay -r 22050 -f S16_LE -c 1   # streamed as produced
+    vits-jax convert voice.onnx ./joe                                 # any voice -> vits-jax folder
     vits-jax info ./mms-tts-eng
     vits-jax train --model facebook/mms-tts-eng --data corpus/train.csv --out runs/eng --steps 2000
 
 This file only parses arguments, validates options and prints; the work is the library's:
-`say` is `vits_jax.speech.speak` (sentences, batches of similar length, pauses) written as a 16-bit
-PCM mono WAV (vits_jax/audio.py); the default voice is `vits_jax.voices.default_model()`. JAX's
-persistent compilation cache is on by default, so a second run with the same shapes skips
-compilation.
+`say` is `vits_jax.speech.speak` (sentences split by the voice's tokenizer, batches of similar
+length, pauses) written as a 16-bit PCM mono WAV (vits_jax/audio.py), or `speech.speak_stream`
+for --output-raw; timings and subtitles are vits_jax/timings.py; a voice is whatever
+`vits_jax.load` reads, its tokenizer found by `speech.open_tokenizer`; the default voice is
+`vits_jax.voices.default_model()`. JAX's persistent compilation cache is on by default, so a
+second run with the same shapes skips compilation.
 
 User errors (unknown model, empty text, bad speaker id, unusable output path, ...) print
 `error: ...` to stderr and exit with status 1 (set VITS_JAX_DEBUG=1 to get the traceback instead),
@@ -93,20 +97,22 @@ def _read_text(text: str) -> str:
     return data
 
 
-def _check_output(path: str) -> None:
+def _check_output(path: str, option: str = "-o", example: str = "FILE.wav") -> None:
     """Refuses, before any synthesis, every output path the final write would fail on."""
-    if path == "-":
+    if path == "-" and option == "-o":
         if sys.stdout.isatty():
             raise CliError("refusing to write WAV data to a terminal: redirect standard output "
                            "(-o - > out.wav, or into a player) or pass -o FILE.wav")
         return
     if not path.strip():
-        raise CliError("the output file name is empty: pass -o FILE.wav (or -o - for standard output)")
+        what = "output" if option == "-o" else option
+        raise CliError(f"the {what} file name is empty: pass {option} {example}"
+                       + (" (or -o - for standard output)" if option == "-o" else ""))
     if "\0" in path:
-        raise CliError(f"output {path!r} contains a NUL character")
+        raise CliError(f"{option} {path!r} contains a NUL character")
     if os.path.isdir(path) or path.endswith((os.sep, "/")) or os.path.basename(path) in (".", ".."):
         raise CliError(f"output {path} is a folder; pass a file name such as "
-                       f"{os.path.join(path, 'out.wav')}")
+                       f"{os.path.join(path, 'out' + os.path.splitext(example)[1])}")
     if os.path.lexists(path) and not os.path.isfile(path):
         raise CliError(f"cannot write {path}: it exists and is not a regular file")
     folder = os.path.dirname(os.path.abspath(path))
@@ -114,7 +120,7 @@ def _check_output(path: str) -> None:
         raise CliError(f"cannot write {path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise CliError(f"cannot write {path}: folder {folder} is not writable")
-    # The write goes through a temporary file beside the output (audio.write_wav): create and
+    # The write goes through a temporary file beside the output (audio.write_atomic): create and
     # remove one now, so a read-only file system, a too-long name or the like fails here.
     from .audio import temporary_name
 
@@ -124,6 +130,32 @@ def _check_output(path: str) -> None:
         raise CliError(f"cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
     os.unlink(probe)
+
+
+class _Warnings:
+    """Collects the library's warnings (dropped or replaced characters, ...) and prints each
+    message once as a `warning: ...` line on stderr; the Python API keeps `warnings.warn`."""
+
+    def __init__(self):
+        self.shown: set[str] = set()
+
+    def __call__(self):
+        import contextlib
+        import warnings
+
+        @contextlib.contextmanager
+        def scope():
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    yield
+                finally:
+                    for w in caught:
+                        message = " ".join(str(w.message).split())
+                        if message not in self.shown:
+                            self.shown.add(message)
+                            print(f"warning: {message}", file=sys.stderr)
+        return scope()
 
 
 def _finite(name: str, value: Optional[float], *, positive: bool = False) -> None:
@@ -151,6 +183,7 @@ def _check_speaker(speaker: Optional[int], num_speakers: int, model: str) -> Opt
 # ------------------------------------------------------------------ subcommands
 def cmd_say(args) -> int:
     from . import speech, voices
+    from .hub import resolve
     from .synthesis import MAX_TOKENS
 
     _finite("--rate", args.rate, positive=True)
@@ -163,13 +196,34 @@ def cmd_say(args) -> int:
         raise CliError(f"--max-tokens must be in [8, {MAX_TOKENS}], got {args.max_tokens}")
     if not 0 <= args.seed < 2 ** 32:
         raise CliError(f"--seed must be in [0, 2**32), got {args.seed}")
-    _check_output(args.output)
-    text = _read_text(args.text)
+    raw = args.output is None
+    if raw:
+        if sys.stdout.isatty():
+            raise CliError("refusing to write raw audio to a terminal: pipe --output-raw into a player "
+                           "(e.g. `| aplay -r RATE -f S16_LE -c 1`) or pass -o FILE.wav")
+        if args.timings or args.subtitles:
+            raise CliError("--timings and --subtitles need -o FILE.wav (they are written with the "
+                           "whole speech, not streamed)")
+    else:
+        _check_output(args.output)
+    if args.timings:
+        _check_output(args.timings, "--timings", "FILE.json")
+    if args.subtitles:
+        if not args.subtitles.lower().endswith((".srt", ".vtt")):
+            raise CliError(f"--subtitles {args.subtitles}: the file name must end in .srt or .vtt")
+        _check_output(args.subtitles, "--subtitles", "FILE.srt")
+    lines = raw and args.text == "-"        # streamed from standard input, line by line, as Piper
+    text = None if lines else _read_text(args.text)
     model = args.model if args.model is not None else voices.default_model()
 
-    folder, config, tokenizer = speech.open_model(model)
-    speaker = _check_speaker(args.speaker, config.num_speakers, model)
-    speech.prepare_pieces(tokenizer, text, args.max_tokens)  # text errors before the slow part
+    report = _Warnings()
+    path = resolve(model)
+    # `say` speaks numbers ("1997", "8:45") and folds letters the voice lacks ("é" -> "e");
+    # whatever is still dropped or replaced is reported as a `warning:` line
+    tokenizer = speech.open_tokenizer(path, config=args.config, expand_numbers=True, fold_diacritics=True)
+    if text is not None:
+        with report():
+            speech.prepare_pieces(tokenizer, text, args.max_tokens)  # text errors before the slow part
     _INTERRUPT.check()
 
     if not args.no_cache:
@@ -177,17 +231,22 @@ def cmd_say(args) -> int:
     from . import audio
     from .checkpoint import load
 
-    params = load(folder)
+    params = load(path, config=args.config)
+    speaker = _check_speaker(args.speaker, params.config.num_speakers, model)
     _INTERRUPT.check()
-    said = speech.speak(params, tokenizer, text, seed=args.seed, speaker_id=speaker,
-                        speaking_rate=args.rate, noise_scale=args.noise_scale,
-                        noise_scale_duration=args.noise_scale_duration, batch_size=args.batch_size,
-                        max_tokens=args.max_tokens, pause=args.pause, normalize=args.normalize,
-                        progress=True)
+    options = dict(seed=args.seed, speaker_id=speaker, speaking_rate=args.rate,
+                   noise_scale=args.noise_scale, noise_scale_duration=args.noise_scale_duration,
+                   max_tokens=args.max_tokens, pause=args.pause, normalize=args.normalize)
+    if raw:
+        return _say_raw(params, tokenizer, text, options, report)
+    with report():
+        said = speech.speak(params, tokenizer, text, batch_size=args.batch_size, progress=True, **options)
     if any(said.truncated):
         cut = sum(said.truncated)
         print(f"warning: {cut} of {len(said.pieces)} sentence(s) reached the synthesizer's "
               "frame limit and were cut short", file=sys.stderr)
+    with report():   # the words are tokenized again: their warnings were shown already
+        extra = _timing_files(args, said, tokenizer)
     if args.output == "-":
         data = audio.wav_bytes(said.waveform, said.sampling_rate)
         _INTERRUPT.commit()
@@ -195,52 +254,116 @@ def cmd_say(args) -> int:
         sys.stdout.buffer.flush()
     else:
         audio.write_wav(args.output, said.waveform, said.sampling_rate, before_replace=_INTERRUPT.commit)
+    for where, data in extra:    # after the commit point: the audio is written, so are these
+        audio.write_atomic(where, data)
     where = "standard output" if args.output == "-" else args.output
     print(f"wrote {where}: {said.seconds:.2f} s at {said.sampling_rate} Hz, "
-          f"{len(said.pieces)} sentence(s)", file=sys.stderr)
+          f"{len(said.pieces)} sentence(s)" + "".join(f", {w}" for w, _ in extra), file=sys.stderr)
+    return 0
+
+
+def _timing_files(args, said, tokenizer) -> list[tuple[str, bytes]]:
+    """[(path, contents)] of the --timings JSON and the --subtitles file asked for."""
+    import json
+
+    from . import timings
+
+    files = []
+    if args.timings:
+        data = json.dumps(timings.timings(said, tokenizer), indent=1, ensure_ascii=False)
+        files.append((args.timings, (data + "\n").encode("utf-8")))
+    if args.subtitles:
+        files.append((args.subtitles, timings.subtitles(args.subtitles, timings.cues(said)).encode("utf-8")))
+    return files
+
+
+def _stdin_lines():
+    """Standard input's lines as they arrive (UTF-8)."""
+    stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+    for line in iter(stream.readline, b"" if stream is not sys.stdin else ""):
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                raise CliError(f"standard input is not UTF-8 text ({e})") from None
+        yield line
+
+
+def _say_raw(params, tokenizer, text, options, report) -> int:
+    """--output-raw: 16-bit little-endian mono PCM on stdout as it is produced (as Piper's
+    --output-raw), piece after piece, chunk after chunk; nothing to commit, so a Ctrl-C stops it.
+    TEXT `-` is read line by line as it arrives, each line spoken as soon as it is complete (as
+    Piper does); the pieces keep one running index, so the seeds and pauses are those of the
+    whole text. A line with nothing to say is reported and skipped."""
+    from . import audio, speech
+
+    out = sys.stdout.buffer
+    samples = pieces = 0
+    for part in ([text] if text is not None else _stdin_lines()):
+        if not part.strip():
+            continue
+        with report():
+            try:
+                found = speech.prepare_pieces(tokenizer, part, options["max_tokens"])[0]
+            except speech.NothingToSayError as e:
+                if text is not None:
+                    raise
+                print(f"warning: skipped a line: {e}", file=sys.stderr)
+                continue
+            for chunk in speech.speak_stream(params, tokenizer, part, first_piece=pieces, **options):
+                _INTERRUPT.check()
+                out.write(audio.to_pcm16(chunk).tobytes())
+                out.flush()
+                samples += len(chunk)
+        pieces += len(found)
+    if not pieces:
+        raise speech.NothingToSayError("standard input held nothing to say")
+    rate = params.config.sampling_rate
+    print(f"wrote standard output (raw 16-bit PCM): {samples / rate:.2f} s at {rate} Hz, "
+          f"{pieces} sentence(s)", file=sys.stderr)
     return 0
 
 
 def cmd_convert(args) -> int:
-    from convert import convert_folder
+    from . import convert_voice
 
-    from .checkpoint import is_converted
-    from .hub import resolve
-
-    src = resolve(args.src)
-    dst = args.dst
-    if os.path.exists(dst):
-        if os.path.exists(src) and os.path.samefile(src, dst):
-            raise CliError(f"source and destination are the same folder ({dst})")
-        if not is_converted(dst):
-            raise CliError(f"{dst} exists and is not a vits-jax checkpoint; refusing to replace it")
-    params = convert_folder(src, dst)
-    print(f"converted {params.num_parameters():,} parameters -> {dst}")
+    params = convert_voice(args.src, args.dst, overwrite=args.overwrite, config=args.config)
+    print(f"converted {params.num_parameters():,} parameters -> {args.dst}")
     return 0
 
 
-def _describe(folder: str, config, tokenizer, params) -> dict:
+def _format(path: str) -> str:
+    """What kind of voice `path` is, for `info` (from its file names: the weights are not read)."""
+    import glob
+
     from .checkpoint import is_converted
 
-    if is_converted(folder):
-        fmt = "vits-jax checkpoint (orbax)"
-    else:
-        names = [n for n in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-                 if os.path.isfile(os.path.join(folder, n))]
-        fmt = f"transformers ({names[0] if names else 'no weights'})"
+    if is_converted(path):
+        return "vits-jax checkpoint (orbax)"
+    names = [n for n in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+             if os.path.isfile(os.path.join(path, n))] if os.path.isdir(path) else []
+    if names:
+        return f"transformers ({names[0]})"
+    found = sorted(glob.glob(os.path.join(glob.escape(path), "*"))) if os.path.isdir(path) else [path]
+    for suffix, kind in ((".onnx", "Piper ONNX voice"), (".ckpt", "Piper training checkpoint")):
+        hits = [f for f in found if f.endswith(suffix)]
+        if hits:
+            return f"{kind} ({os.path.basename(hits[0])})"
+    return "original VITS checkpoint"
+
+
+def _describe(path: str, config, tokenizer, params) -> dict:
     symbols = sorted(tokenizer.vocab, key=tokenizer.vocab.get)
     return {
-        "model": folder,
-        "format": fmt,
+        "model": path,
+        "format": _format(path),
         "parameters": params.num_parameters(),
         "sampling_rate": config.sampling_rate,
         "num_speakers": config.num_speakers,
         "speaker_embedding_size": config.speaker_embedding_size,
         "vocab_size": tokenizer.vocab_size,
         "symbols": symbols,
-        "tokenizer": {"add_blank": tokenizer.add_blank, "normalize": tokenizer.normalize,
-                      "phonemize": tokenizer.phonemize, "is_uroman": tokenizer.is_uroman,
-                      "language": tokenizer.language, "pad_token": tokenizer.pad_token},
+        "tokenizer": tokenizer.describe(),
         "config": config.to_dict(),
     }
 
@@ -249,12 +372,12 @@ def cmd_info(args) -> int:
     import json
 
     from . import speech, voices
-    from .checkpoint import load
+    from .hub import resolve
 
-    folder, config, tokenizer = speech.open_model(args.model if args.model is not None
-                                                  else voices.default_model())
-    params = load(folder)
-    d = _describe(folder, config, tokenizer, params)
+    path = resolve(args.model if args.model is not None else voices.default_model())
+    params, tokenizer = speech.load_model(path, config=args.config)
+    config = params.config
+    d = _describe(path, config, tokenizer, params)
     d["default_model"] = voices.default_model()
     if args.json:
         print(json.dumps(d, indent=2, ensure_ascii=False))
@@ -264,7 +387,7 @@ def cmd_info(args) -> int:
     upsample = "x".join(str(r) for r in c.upsample_rates)
     t = d["tokenizer"]
     lines = [
-        ("model", folder),
+        ("model", path),
         ("format", d["format"]),
         ("parameters", f"{d['parameters']:,}"),
         ("sampling rate", f"{c.sampling_rate} Hz"),
@@ -273,15 +396,13 @@ def cmd_info(args) -> int:
         ("vocab size", f"{d['vocab_size']}" + ("" if d["vocab_size"] == c.vocab_size else
                                                f" (config.vocab_size is {c.vocab_size}!)")),
         ("symbols", json.dumps(d["symbols"], ensure_ascii=False)),
-        ("tokenizer", f"language={t['language']} add_blank={t['add_blank']} "
-                      f"normalize={t['normalize']} phonemize={t['phonemize']} "
-                      f"uroman={t['is_uroman']}"),
+        ("tokenizer", f"{t['kind']}: " + " ".join(f"{k}={v}" for k, v in t.items() if k != "kind")),
         ("text encoder", f"{c.num_hidden_layers} layers, hidden {c.hidden_size}, "
                          f"{c.num_attention_heads} heads, ffn {c.ffn_dim}, window {c.window_size}"),
         ("duration", f"{duration} predictor"),
         ("flow", f"{c.prior_encoder_num_flows} coupling layers, size {c.flow_size}"),
         ("decoder", f"HiFi-GAN, upsample {upsample} (hop {c.hop_length}), "
-                    f"{c.upsample_initial_channel} channels"),
+                    f"{c.upsample_initial_channel} channels, residual block {getattr(c, 'resblock', '1')}"),
         ("defaults", f"speaking_rate={c.speaking_rate} noise_scale={c.noise_scale} "
                      f"noise_scale_duration={c.noise_scale_duration}"),
         ("default voice", voices.describe_default()),
@@ -332,16 +453,33 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `vits-jax COMMAND -h` for the options of a command.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    voice_help = ("a voice: a Piper .onnx (or a folder holding one), a converted folder, a transformers "
+                  "VITS folder, an original VITS G_*.pth / Piper .ckpt checkpoint (its config.json "
+                  "beside it, or --config), a hub id or a Piper voice name such as en_US-lessac-medium")
+    config_help = ("the training config.json of an original VITS / Piper checkpoint whose config is "
+                   "not beside it")
     say = sub.add_parser(
         "say", help="speak text into a WAV file",
         description="Speak TEXT into a 16-bit PCM mono WAV file. Long text is split into "
-                    "sentences, synthesized in batches and joined with short pauses.")
+                    "sentences, synthesized in batches and joined with short pauses. Numbers, "
+                    "times and years are spoken; letters the voice lacks fall back to their base "
+                    "letter; anything still dropped is reported as a `warning:` line.")
     say.add_argument("text", metavar="TEXT", help="the text to speak; `-` reads standard input")
-    say.add_argument("-m", "--model", default=None,
-                     help="a converted folder, a transformers VITS folder, or a hub id "
-                          f"(default: {default_voice})")
-    say.add_argument("-o", "--output", required=True, metavar="FILE.wav",
-                     help="output WAV file (written atomically); `-` writes to standard output")
+    say.add_argument("-m", "--model", default=None, help=f"{voice_help} (default: {default_voice})")
+    say.add_argument("--config", default=None, metavar="FILE", help=config_help)
+    output = say.add_mutually_exclusive_group(required=True)
+    output.add_argument("-o", "--output", default=None, metavar="FILE.wav",
+                        help="output WAV file (written atomically); `-` writes to standard output")
+    output.add_argument("--output-raw", action="store_true",
+                        help="write 16-bit little-endian mono PCM at the voice's rate to standard "
+                             "output as it is produced, sentence after sentence (as Piper's "
+                             "--output-raw)")
+    say.add_argument("--timings", default=None, metavar="FILE.json",
+                     help="also write each sentence's, word's and token's start and end seconds "
+                          "(from the predicted durations) as JSON")
+    say.add_argument("--subtitles", default=None, metavar="FILE.srt|FILE.vtt",
+                     help="also write subtitles, one cue per sentence (SubRip or WebVTT, by the "
+                          "file name's extension)")
     say.add_argument("--speaker", type=int, default=None, metavar="N",
                      help="speaker id for multi-speaker models, 0 .. num_speakers-1 (default: "
                           "none, i.e. no speaker conditioning, as transformers)")
@@ -372,20 +510,30 @@ def build_parser() -> argparse.ArgumentParser:
     say.set_defaults(func=cmd_say)
 
     conv = sub.add_parser(
-        "convert", help="convert a transformers VITS folder to a vits-jax checkpoint",
-        description="Convert a transformers VITS / MMS-TTS model (folder or hub id) into a "
-                    "vits-jax checkpoint folder (same as `python -m convert SRC DST`).")
-    conv.add_argument("src", metavar="SRC", help="transformers model folder or hub id")
-    conv.add_argument("dst", metavar="DST", help="output folder (a vits-jax checkpoint there is replaced)")
+        "convert", help="convert any voice to a vits-jax checkpoint",
+        description="Convert a voice (Piper .onnx, transformers folder or hub id, original VITS or "
+                    "Piper training checkpoint) into a vits-jax checkpoint folder. The source is "
+                    "never touched; an existing DST is replaced only with --overwrite, and only "
+                    "when it is a vits-jax checkpoint.")
+    conv.add_argument("src", metavar="SRC", help=voice_help)
+    conv.add_argument("dst", metavar="DST", help="output folder")
+    conv.add_argument("--config", default=None, metavar="FILE", help=config_help)
+    conv.add_argument("--overwrite", action="store_true",
+                      help="replace DST if it is a vits-jax checkpoint (anything else is refused)")
     conv.set_defaults(func=cmd_convert)
 
     info = sub.add_parser("info", help="describe a model",
                           description="Print a model's configuration, parameter count, "
-                                      "vocabulary, speakers and sampling rate.")
+                                      "vocabulary, tokenizer, speakers and sampling rate.")
     info.add_argument("model", metavar="MODEL", nargs="?", default=None,
-                      help=f"folder or hub id (default: {default_voice})")
+                      help=f"{voice_help} (default: {default_voice})")
+    info.add_argument("--config", default=None, metavar="FILE", help=config_help)
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=cmd_info)
+
+    from .corpus_cli import register as register_batch   # `vits-jax batch` (vits_jax/corpus_cli.py)
+
+    register_batch(sub)
 
     tr = sub.add_parser(
         "train", help="fine-tune a model on recordings",
@@ -530,5 +678,20 @@ def _main(argv: Optional[Sequence[str]], interrupt: _Interrupt) -> int:
         return 1
 
 
+def run() -> None:
+    """The console script: `main`, then exit. After a Ctrl-C the process ends at once (stdio
+    flushed, status 130) instead of finalizing the interpreter: an interrupt can land inside JAX's
+    start-up or a compilation, and tearing down its runtime threads from there can crash."""
+    status = main()
+    if status == 130:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(130)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -63,6 +63,23 @@ class GenerateOutput:
     truncated: jax.Array
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")   # decoder compute dtypes
+
+
+def check_dtype(dtype) -> jnp.dtype:
+    """The decoder's compute dtype (None: float32) -> a jnp.dtype, one of COMPUTE_DTYPES; a static
+    argument, so checked here (ValueError naming it): integer or bool dtypes would give other
+    audio or NaN, float64 is not a decoder policy."""
+    try:
+        checked = jnp.dtype(jnp.float32 if dtype is None else dtype)
+    except TypeError:
+        checked = None
+    if checked is None or checked.name not in COMPUTE_DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(COMPUTE_DTYPES)} (the decoder's compute "
+                         f"dtype), got {dtype!r}")
+    return checked
+
+
 def _tree_and_config(params) -> tuple[Any, VitsConfig]:
     """VitsParams (or anything with `.tree` and `.config`) -> (param dict, config)."""
     try:
@@ -150,6 +167,7 @@ def render(params, encoded: Encoded, key: jax.Array, *, num_frames: int, speaker
     draws. dtype: the decoder's compute dtype (static).
     """
     tree, config = _tree_and_config(params)
+    dtype = check_dtype(dtype)
     b = encoded.durations.shape[0]
     if prior_noise is None:
         prior_noise = positional_normal(item_keys(key, b), PRIOR_STREAM, start_frame, num_frames,

@@ -3,14 +3,18 @@
 Shapes: n pieces (sentence-sized parts of the text), B batch rows, T tokens, S samples.
 
 `speak` is what `vits-jax say`, the notebooks and the training loop's samples use:
-  1. `prepare_pieces` splits the text into sentences (vits_jax/text.py), longer ones at commas and
+  1. `prepare_pieces` splits the text with the tokenizer's own splitter (`split_sentences`: Piper
+     voices split as Piper, character voices by vits_jax/text.py), longer sentences at commas and
      then between words so none exceeds `max_tokens`, and drops pieces with nothing to say;
   2. the pieces are sorted by token count and synthesized `batch_size` at a time (similar lengths
      share a batch, so little is spent on padding), then put back in reading order;
   3. each piece is optionally peak-normalized (Piper's `normalize_audio`; on by default for Piper
      voices only) and the pieces are joined with `pause` seconds of silence.
 
-`open_model` / `load_model` turn a model location (folder or hub id) into what `speak` needs.
+`open_model` / `load_model` turn a voice (anything `vits_jax.load` reads: a converted or
+transformers folder, a Piper .onnx voice or a folder holding one, an original VITS / Piper training
+checkpoint with its config, a hub id or a Piper voice name) into what `speak` needs; the tokenizer
+is found beside the weights without reading them (`tokenizer_location`).
 """
 
 from __future__ import annotations
@@ -18,21 +22,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
 from . import audio
 from .hub import resolve
 from .progress import progress_bar
-from .text import DEFAULT_MAX_TOKENS, split_text
+from .text import DEFAULT_MAX_TOKENS
 from .voices import default_model
 
 # JAX and the modules built on it (synthesis, checkpoint, config, tokenizer) are imported inside
 # the functions that use them, so `vits-jax --help` and argument errors answer without loading JAX.
 
 __all__ = ["Speech", "NothingToSayError", "speak", "prepare_pieces", "is_piper_voice", "open_model",
-           "load_model", "DEFAULT_PAUSE", "DEFAULT_BATCH_SIZE"]
+           "load_model", "speak_stream", "open_tokenizer", "tokenizer_location", "voice_config", "DEFAULT_PAUSE",
+           "DEFAULT_BATCH_SIZE"]
 
 DEFAULT_PAUSE = 0.25          # seconds of silence between pieces
 DEFAULT_BATCH_SIZE = 8
@@ -52,6 +57,9 @@ class Speech:
     lengths: list[int]            # samples of each piece
     truncated: list[bool]         # piece cut at the synthesizer's frame limit
     pause_samples: int
+    ids: list[list[int]] = dataclasses.field(default_factory=list)        # (T_i,) token ids per piece
+    durations: list[np.ndarray] = dataclasses.field(default_factory=list)  # (T_i,) int frames per token
+    hop_length: int = 0           # samples per frame: a token spans durations * hop_length samples
 
     @property
     def seconds(self) -> float:
@@ -59,8 +67,23 @@ class Speech:
 
 
 def is_piper_voice(tokenizer) -> bool:
-    """A voice is a Piper voice when its tokenizer is Piper's (it says so in `kind`)."""
+    """A voice is a Piper voice when its tokenizer is Piper's: its `kind` (a class attribute of
+    the tokenizers, also `describe()["kind"]`) is "piper"."""
     return getattr(tokenizer, "kind", None) == "piper"
+
+
+def _speaks(tokenizer, piece: str) -> bool:
+    """Whether `piece` gives anything to say. A character tokenizer returns no tokens for e.g.
+    "..."; Piper's raises ValueError there (espeak-ng gives no phonemes). A piece that the caller
+    asked to refuse (`on_unknown="error"`) still raises."""
+    from .tokenizer import UnknownCharactersError
+
+    try:
+        return bool(tokenizer.tokenize(piece))
+    except UnknownCharactersError:
+        raise
+    except ValueError:
+        return False
 
 
 def prepare_pieces(tokenizer, text: str, max_tokens: int = DEFAULT_MAX_TOKENS):
@@ -71,8 +94,7 @@ def prepare_pieces(tokenizer, text: str, max_tokens: int = DEFAULT_MAX_TOKENS):
     """
     if not text or not text.strip():
         raise NothingToSayError("empty text: nothing to say")
-    pieces = split_text(text, max_tokens, count=lambda s: len(tokenizer.tokenize(s)))
-    pieces = [p for p in pieces if tokenizer.tokenize(p)]
+    pieces = [p for p in tokenizer.split_sentences(text, max_tokens) if _speaks(tokenizer, p)]
     if not pieces:
         shown = text.strip()
         shown = repr(shown if len(shown) <= 60 else shown[:60] + "...")
@@ -85,8 +107,9 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
           speaking_rate: Optional[float] = None, noise_scale: Optional[float] = None,
           noise_scale_duration: Optional[float] = None, batch_size: int = DEFAULT_BATCH_SIZE,
           max_tokens: int = DEFAULT_MAX_TOKENS, pause: float = DEFAULT_PAUSE,
-          normalize: Optional[bool] = None, progress: bool = False) -> Speech:
-    """Text of any length -> one waveform (see the module docstring for the plan).
+          normalize: Optional[bool] = None, progress: bool = False, stream: bool = False):
+    """Text of any length -> one waveform (see the module docstring for the plan): a `Speech`;
+    with stream=True an iterator of waveform chunks as they are produced (`speak_stream`).
 
     Every batch holds exactly `batch_size` rows (the last is filled up with repeats) so one
     compiled program serves all batches of a length bucket.
@@ -103,6 +126,11 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    if stream:
+        return speak_stream(params, tokenizer, text, seed=seed, speaker_id=speaker_id,
+                            speaking_rate=speaking_rate, noise_scale=noise_scale,
+                            noise_scale_duration=noise_scale_duration, max_tokens=max_tokens,
+                            pause=pause, normalize=normalize)
     import jax
     import jax.numpy as jnp
 
@@ -117,6 +145,7 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
     base = jax.random.key(seed)
     keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(n, dtype=jnp.uint32))  # (n,)
     waves: list[Optional[np.ndarray]] = [None] * n
+    durations: list[Optional[np.ndarray]] = [None] * n
     truncated = [False] * n
     bar = progress_bar(n, progress, unit="sentence", leave=False)
     try:
@@ -138,9 +167,11 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
             waveform = np.asarray(out.waveform)                                   # (B, S)
             lengths = np.asarray(out.lengths)                                     # (B,)
             cut = np.asarray(out.truncated)                                       # (B,)
+            frames = np.asarray(out.durations)                                    # (B, T)
             for r, i in enumerate(chunk):
                 piece = waveform[r, :int(lengths[r])].astype(np.float32)          # (S_i,)
                 waves[i] = audio.peak_normalize(piece) if normalize else piece
+                durations[i] = frames[r, :len(ids[i])].astype(np.int64)           # (T_i,)
                 truncated[i] = bool(cut[r])
             bar.update(len(chunk))
     finally:
@@ -149,27 +180,140 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
     pause_samples = int(round(pause * rate))
     return Speech(waveform=audio.concatenate(waves, pause_samples), sampling_rate=rate,
                   pieces=pieces, lengths=[len(w) for w in waves], truncated=truncated,
-                  pause_samples=pause_samples)
+                  pause_samples=pause_samples, ids=ids, durations=durations,
+                  hop_length=int(params.config.hop_length))
 
 
-def open_model(model: str):
-    """A folder or hub id -> (local folder, VitsConfig, Tokenizer), without loading the weights."""
+def speak_stream(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[int] = None,
+                 speaking_rate: Optional[float] = None, noise_scale: Optional[float] = None,
+                 noise_scale_duration: Optional[float] = None, max_tokens: int = DEFAULT_MAX_TOKENS,
+                 pause: float = DEFAULT_PAUSE, normalize: Optional[bool] = None,
+                 first_piece: int = 0) -> Iterator[np.ndarray]:
+    """`speak` as it is produced: float32 waveform chunks (S_k,) in reading order, the pauses
+    between pieces included, whose concatenation is `speak(...)`'s waveform (same pieces, same
+    seeds per piece; within float32 round-off, as an item alone vs in a batch).
+
+    first_piece: the index of this text's first piece in a longer text given in parts (e.g. line
+    by line): piece i draws from fold_in(key(seed), first_piece + i), and a pause comes first when
+    first_piece > 0, so the parts concatenate to `speak` of the whole text when its sentences
+    split as the parts' do.
+
+    Pieces are rendered one by one in reading order, each in chunks (`vits_jax.streaming.stream`:
+    a small first chunk, then larger ones, exactly the piece's samples), so the first audio comes
+    after a fraction of the first sentence. With normalize (Piper voices' default) a piece is
+    yielded whole, since its level depends on its peak. Text errors are raised at the first `next()`.
+    """
+    import jax
+
+    from .streaming import stream
+
+    if normalize is None:
+        normalize = is_piper_voice(tokenizer)
+    pieces, ids = prepare_pieces(tokenizer, text, max_tokens)
+    rate = int(params.config.sampling_rate)
+    gap = np.zeros(int(round(pause * rate)), np.float32)
+    base = jax.random.key(seed)
+    for i, piece_ids in enumerate(ids, first_piece):
+        if i and gap.size:
+            yield gap
+        with warnings.catch_warnings():  # truncation (warned at the call): as in speak, not repeated
+            warnings.simplefilter("ignore")
+            # one key per item, as speak passes them to synthesize: the same noise
+            chunks = stream(params, np.asarray(piece_ids, np.int32), key=jax.random.fold_in(base, i)[None],
+                            speaker_id=speaker_id, speaking_rate=speaking_rate, noise_scale=noise_scale,
+                            noise_scale_duration=noise_scale_duration)
+        if normalize:
+            yield audio.peak_normalize(np.concatenate([np.asarray(c, np.float32) for c in chunks]))
+        else:
+            yield from (np.asarray(c, np.float32) for c in chunks)
+
+
+def _read_json(path: str):
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def tokenizer_location(path: str, config: Optional[str] = None) -> str:
+    """A local voice (file or folder) -> what `Tokenizer.load` reads for it, without reading weights.
+
+    A folder with vocab.json / piper.json / one *.onnx.json and a Piper .onnx are read as they are.
+    A training checkpoint (G_*.pth, Piper's .ckpt, a state dict file, or a folder holding one) takes
+    the tokenizer beside its config: the config itself when it is a Piper voice config (it holds a
+    `phoneme_id_map`), else the vocab.json in the config's folder. Raises FileNotFoundError naming
+    what is missing.
+    """
+    import glob
+
+    path = os.fspath(path)
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    if path.endswith((".onnx", ".onnx.json")) or (os.path.isdir(path) and (
+            any(os.path.isfile(os.path.join(path, n)) for n in ("vocab.json", "piper.json"))
+            or glob.glob(os.path.join(glob.escape(path), "*.onnx.json")))):
+        return path
+    config = config or os.path.join(folder, "config.json")
+    data = _read_json(config) if os.path.isfile(config) else None
+    if isinstance(data, dict) and "phoneme_id_map" in data:
+        return config                                   # Piper's training config: its phonemes
+    beside = os.path.dirname(os.path.abspath(config))
+    if os.path.isfile(os.path.join(beside, "vocab.json")):
+        return beside
+    raise FileNotFoundError(f"voice {path} has no tokenizer (no vocab.json, nor a Piper config with a "
+                            f"phoneme_id_map): put the voice's vocab.json and tokenizer_config.json, "
+                            f"or its Piper .onnx.json, in {beside}")
+
+
+def open_tokenizer(path: str, *, config: Optional[str] = None, **options):
+    """A local voice -> its tokenizer (`Tokenizer.load(tokenizer_location(path), **options)`):
+    a character (MMS) tokenizer or a Piper voice's phoneme tokenizer."""
+    from .tokenizer import PiperTokenizer, Tokenizer
+
+    location = tokenizer_location(path, config)
+    if location.endswith(".json"):          # a Piper voice config under any name
+        return PiperTokenizer.load(location, **options)
+    return Tokenizer.load(location, **options)
+
+
+def voice_config(path: str, *, config: Optional[str] = None):
+    """A local voice -> its VitsConfig: read from config.json for converted and transformers
+    folders (no weights read); other sources (Piper .onnx, training checkpoints) are opened by the
+    weights layer (`vits_jax.weights.sources.open_source`), which reads their weights."""
+    from .checkpoint import is_converted
     from .config import VitsConfig
-    from .tokenizer import Tokenizer
+    from .weights.sources import open_source
 
-    folder = resolve(model)
-    config = VitsConfig.from_json(os.path.join(folder, "config.json"))
-    if not os.path.isfile(os.path.join(folder, "vocab.json")):
-        raise FileNotFoundError(f"model folder {folder} has no vocab.json: copy the tokenizer files "
-                                "(vocab.json, tokenizer_config.json, special_tokens_map.json) next to "
-                                "config.json")
-    return folder, config, Tokenizer.load(folder)
+    cfg = os.path.join(path, "config.json")
+    if config is None and os.path.isdir(path) and os.path.isfile(cfg):
+        data = _read_json(cfg)
+        transformers = isinstance(data, dict) and "model" not in data and "phoneme_id_map" not in data \
+            and any(os.path.isfile(os.path.join(path, n)) for n in
+                    ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"))
+        if is_converted(path) or transformers:
+            return VitsConfig.from_json(cfg)
+    return open_source(path, config).config
 
 
-def load_model(model: Optional[str] = None):
-    """A converted folder, a transformers folder or a hub id -> (VitsParams, Tokenizer).
-    None: the default voice (`vits_jax.voices.default_model()`)."""
+def open_model(model: str, *, config: Optional[str] = None, **tokenizer_options):
+    """A voice (see the module docstring) -> (local path, VitsConfig, tokenizer), reading weights
+    only where the config lives in them (Piper .onnx, training checkpoints).
+
+    config: the training config.json of a checkpoint whose config is not beside it.
+    tokenizer_options: passed to `Tokenizer.load` (`expand_numbers=True`, `on_unknown="error"`, ...).
+    """
+    path = resolve(model)
+    tokenizer = open_tokenizer(path, config=config, **tokenizer_options)
+    return path, voice_config(path, config=config), tokenizer
+
+
+def load_model(model: Optional[str] = None, *, config: Optional[str] = None, **tokenizer_options):
+    """A voice (see the module docstring) -> (VitsParams, tokenizer). None: the default voice
+    (`vits_jax.voices.default_model()`). tokenizer_options as in `open_model`."""
     from .checkpoint import load
 
-    folder, _, tokenizer = open_model(default_model() if model is None else model)
-    return load(folder), tokenizer
+    path = resolve(default_model() if model is None else model)
+    tokenizer = open_tokenizer(path, config=config, **tokenizer_options)
+    return load(path, config=config), tokenizer

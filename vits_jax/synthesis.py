@@ -92,8 +92,17 @@ _item_keys_program = jax.jit(core.item_keys, static_argnums=1)   # so every prog
 # ---------------------------------------------------------------------------------------------
 # Host-side checks
 
+def _as_array(value, what: str) -> np.ndarray:
+    """np.asarray, with ragged nested lists (rows of different lengths) named as such."""
+    try:
+        return np.asarray(value)
+    except ValueError:
+        raise ValueError(f"{what} must be a rectangular array: its rows have different lengths (pad "
+                         "them to one length and pass an attention_mask)") from None
+
+
 def _as_int_array(value, what: str) -> np.ndarray:
-    array = np.asarray(value)
+    array = _as_array(value, what)
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
         raise ValueError(f"{what} must be integers, got dtype {array.dtype}")
     return array
@@ -113,7 +122,7 @@ def _check_ids(ids, attention_mask, config: VitsConfig):
     if attention_mask is None:
         mask = np.ones((b, t), np.float32)
     else:
-        mask = np.asarray(attention_mask)
+        mask = _as_array(attention_mask, "attention_mask")
         if mask.ndim == 1:
             mask = mask[None]
         if mask.shape != ids.shape:
@@ -167,6 +176,9 @@ def _per_item(value, default, batch: int, what: str, positive: bool) -> np.ndarr
                          f"{array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{what} must be finite, got {array.tolist()}")
+    if np.any(np.abs(array) > np.finfo(np.float32).max):   # the core computes in float32
+        raise ValueError(f"{what} must be finite in float32 (|x| <= {np.finfo(np.float32).max:.3g}), "
+                         f"got {array.tolist()}")
     if positive and np.any(array <= 0):
         raise ValueError(f"{what} must be > 0, got {array.tolist()}")
     if not positive and np.any(array < 0):
@@ -209,12 +221,54 @@ def _pad_to(array: np.ndarray, length: int, axis: int = 1) -> np.ndarray:
     return np.pad(array, pad)
 
 
-def _host_durations(durations, t: int) -> np.ndarray:
-    """Device durations (B', Tb) -> host (B', T) float64, checked to fit the int32 lengths."""
+def _overflowing(durations, t: int) -> np.ndarray:
+    """Rows of device durations (B', Tb) that are non-finite or reach the int32 limit (the
+    core's int32 durations saturate there: a non-finite duration arrives as 2**31 - 1)."""
     durations = np.asarray(durations, np.float64)[:, :t]
-    if not np.all(np.isfinite(durations)) or durations.sum(axis=1).max() >= 2 ** 31:
-        raise ValueError("predicted durations overflow: speaking_rate is too small")
-    return durations
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.flatnonzero(~np.all(np.isfinite(durations), axis=1)
+                              | (durations.sum(axis=1) >= 2 ** 31 - 1))
+
+
+def _host_durations(durations, t: int, explain=None) -> np.ndarray:
+    """Device durations (B', Tb) -> host (B', T) float64, checked to fit the int32 lengths.
+
+    explain: () -> str, why they overflow (`_overflow_cause`); without it the message names both
+    options that scale the durations."""
+    if _overflowing(durations, t).size:
+        raise ValueError(explain() if explain is not None else
+                         "predicted durations overflow: speaking_rate is too small or "
+                         "noise_scale_duration too large")
+    return np.asarray(durations, np.float64)[:, :t]
+
+
+def _overflow_cause(params, encode_args: dict, t: int, b: int) -> str:
+    """Which option made the durations overflow, found by encoding again (error path only, same
+    program: the options are traced): with noise_scale_duration 0, then also speaking_rate 1."""
+    items = [int(i) for i in _overflowing(_encode_program(params, **encode_args).durations, t) if i < b]
+    rate, noise = encode_args["speaking_rate"], encode_args["noise_scale_duration"]
+    values = lambda x: "[" + ", ".join(f"{v:.4g}" for v in np.asarray(x)[items]) + "]"   # noqa: E731
+    quiet = dict(encode_args, noise_scale_duration=noise * 0)
+    head = f"predicted durations overflow (non-finite or over 2**31 frames) for items {items}"
+    if not _overflowing(_encode_program(params, **quiet).durations, t).size:
+        return (f"{head}: noise_scale_duration={values(noise)} is too large (they fit with "
+                "noise_scale_duration=0); lower it")
+    if not _overflowing(_encode_program(params, **dict(quiet, speaking_rate=rate * 0 + 1)).durations, t).size:
+        return f"{head}: speaking_rate={values(rate)} is too small; raise it"
+    return (f"{head} even at speaking_rate=1 and noise_scale_duration=0: the model's duration "
+            "predictor is broken (check its weights)")
+
+
+def _check_waveform(waveform: np.ndarray, noise_scale, dtype) -> None:
+    """Refuses non-finite samples (the durations are already checked): the prior noise scale or a
+    float16 decoder overflowed."""
+    bad = np.flatnonzero(~np.all(np.isfinite(waveform), axis=1))
+    if bad.size:
+        shown = ", ".join(f"{v:.4g}" for v in np.asarray(noise_scale)[bad])
+        raise ValueError(f"items {bad.tolist()} rendered non-finite samples: noise_scale=[{shown}] is "
+                         "too large"
+                         + (f" or the {jnp.dtype(dtype).name} decoder overflowed (try float32)"
+                            if jnp.dtype(dtype) != jnp.float32 else ""))
 
 
 def _check_noise(noise, batch: int, width: int, what: str) -> np.ndarray:
@@ -320,7 +374,8 @@ def predict_durations(params, ids, attention_mask=None, *, key: Optional[jax.Arr
     params, t, b, encode_args, _, _ = _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate,
                                                None, noise_scale_duration, config, None, None, None, None)
     encoded = _encode_program(params, **encode_args)
-    return _host_durations(encoded.durations, t)[:b].astype(np.int64)
+    explain = lambda: _overflow_cause(params, encode_args, t, b)   # noqa: E731
+    return _host_durations(encoded.durations, t, explain)[:b].astype(np.int64)
 
 
 def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
@@ -357,12 +412,13 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     `jax.device_put(params)` to keep them there.
     """
     max_frames = _check_max_frames(max_frames)
+    dtype = core.check_dtype(dtype)
     params, t, b, encode_args, options, split = _prepare(
         params, ids, attention_mask, key, speaker_id, speaking_rate, noise_scale, noise_scale_duration,
         config, sdp_noise, prior_noise, mesh, devices)
     config = params.config
     hop = config.hop_length
-    dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
+    explain = lambda: _overflow_cause(params, encode_args, t, b)   # noqa: E731
     prior_noise = options.pop("prior_noise")
     key = encode_args["key"]
 
@@ -370,10 +426,10 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         out = jax.device_get(_generate_program(params, **encode_args, noise_scale=options["noise_scale"],
                                                num_frames=max_frames, dtype=dtype))  # one program, one transfer
         frames, waveform = max_frames, out.waveform
-        durations = _host_durations(out.durations, t)[:b]
+        durations = _host_durations(out.durations, t, explain)[:b]
     else:
         encoded = _encode_program(params, **encode_args)
-        durations = _host_durations(encoded.durations, t)[:b]             # the one host sync
+        durations = _host_durations(encoded.durations, t, explain)[:b]    # the one host sync
         item_frames = np.maximum(durations.sum(axis=1), 1).astype(np.int64)
         frames = max_frames or min(frame_bucket(int(item_frames.max())), MAX_FRAMES)
         if prior_noise is not None:
@@ -396,5 +452,6 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
             f"more than the {frames} rendered; their audio is cut (see SynthesisOutput.truncated)",
             stacklevel=2)
     waveform = np.asarray(waveform)[:b, :int(rendered.max()) * hop]
+    _check_waveform(waveform, options["noise_scale"], dtype)
     return SynthesisOutput(waveform=waveform, lengths=rendered * hop,
                            durations=durations.astype(np.int64), truncated=truncated)

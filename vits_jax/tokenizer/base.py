@@ -23,6 +23,7 @@ def preview(text: str, limit: int = 60) -> str:
 
 class TokenizerBase:
     padding_id: int
+    kind: str        # "vits" (characters, MMS) or "piper" (phonemes)
 
     def encode(self, text: str) -> list[int]:  # pragma: no cover - abstract
         raise NotImplementedError

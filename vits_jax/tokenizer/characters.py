@@ -98,6 +98,8 @@ class Tokenizer(TokenizerBase):
     them from a checkpoint folder.
     """
 
+    kind = "vits"   # describe()["kind"]; vits_jax.speech.is_piper_voice reads it
+
     def __init__(
         self,
         vocab: Mapping[str, int],
@@ -205,7 +207,7 @@ class Tokenizer(TokenizerBase):
 
     def describe(self) -> dict:
         """Settings worth showing (``vits-jax info``), JSON-serializable."""
-        return {"kind": "vits", "add_blank": self.add_blank, "normalize": self.normalize,
+        return {"kind": self.kind, "add_blank": self.add_blank, "normalize": self.normalize,
                 "phonemize": self.phonemize, "is_uroman": self.is_uroman, "language": self.language,
                 "pad_token": self.pad_token, "vocab_size": self.vocab_size}
 

@@ -59,6 +59,8 @@ class PiperTokenizer(TokenizerBase):
             kind; espeak-ng already speaks numbers and accented letters, so they change nothing.
     """
 
+    kind = "piper"   # describe()["kind"]; vits_jax.speech.is_piper_voice reads it
+
     def __init__(self, phoneme_id_map: Mapping[str, Sequence[int] | int], *, espeak_voice: str = "en-us",
                  phoneme_type: str = "espeak", vowel_clusters: Iterable[Sequence[str]] | None = None,
                  num_symbols: int | None = None, language: str | None = None, on_unknown: str = "warn",
@@ -123,7 +125,7 @@ class PiperTokenizer(TokenizerBase):
 
     def describe(self) -> dict:
         """Settings worth showing (``vits-jax info``), JSON-serializable."""
-        return {"kind": "piper", "espeak_voice": self.espeak_voice, "phoneme_type": self.phoneme_type,
+        return {"kind": self.kind, "espeak_voice": self.espeak_voice, "phoneme_type": self.phoneme_type,
                 "language": self.language, "pad_token": self.pad_token, "vocab_size": self.vocab_size}
 
     def __repr__(self) -> str:

@@ -1,0 +1,94 @@
+"""Token and word timings from the durations, and subtitles (vits_jax/timings.py), on a character
+(MMS-style) voice; the phoneme (Piper) voice's timings are checked on the joe voice's real run in
+test_cli_voices.py.
+"""
+
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+from conftest import hf_model, small_config
+
+from vits_jax import speech, timings
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
+TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
+THREE = "The brown fox jumps. Over the lazy dog, twice! And then what happened?"
+
+
+@pytest.fixture(scope="module")
+def said(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mms")
+    hf_model(3, **small_config(vocab_size=38)).save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        shutil.copy(os.path.join(FIXTURES, name), folder)
+    params, tok = speech.load_model(str(folder))
+    # seed 0, batches of 2: the programs test_cli.py compiled for THREE on this model serve here
+    return speech.speak(params, tok, THREE, seed=0, batch_size=2, pause=0.25), tok
+
+
+def test_speech_carries_ids_and_durations(said):
+    s, tok = said
+    assert s.ids == [tok.encode(p) for p in s.pieces]
+    assert s.hop_length == np.prod(small_config(vocab_size=38)["upsample_rates"])
+    for ids, d, n in zip(s.ids, s.durations, s.lengths):
+        assert d.shape == (len(ids),) and np.all(d >= 0)
+        assert int(d.sum()) * s.hop_length == n                 # the durations make the audio
+
+
+def test_token_and_word_times_follow_the_durations(said):
+    s, tok = said
+    rate = s.sampling_rate
+    data = timings.timings(s, tok)
+    assert data["seconds"] == pytest.approx(len(s.waveform) / rate)
+    starts = timings.piece_starts(s)
+    assert starts == [0, s.lengths[0] + 4000, s.lengths[0] + s.lengths[1] + 8000]
+    for i, piece in enumerate(data["pieces"]):
+        assert piece["text"] == s.pieces[i]
+        assert piece["start"] == starts[i] / rate and piece["end"] == (starts[i] + s.lengths[i]) / rate
+        times = timings.token_times(s, i)
+        # token k lasts durations[k] frames of hop_length samples, one after the other
+        np.testing.assert_allclose(times[:, 1] - times[:, 0], s.durations[i] * s.hop_length / rate, atol=1e-12)
+        assert times[0, 0] == piece["start"] and times[-1, 1] == pytest.approx(piece["end"], abs=1e-12)
+        assert np.all(times[1:, 0] == times[:-1, 1])
+        assert [t["id"] for t in piece["tokens"]] == s.ids[i]
+        words = piece["words"]
+        assert [w["word"] for w in words] == s.pieces[i].split()
+        _, spans = tok.encode_words(s.pieces[i])
+        for w, (_, first, end) in zip(words, spans):              # a word = its tokens' frames
+            assert w["start"] == times[first, 0] and w["end"] == times[end - 1, 1]
+        for a, b in zip(words, words[1:]):
+            assert a["start"] < a["end"] <= b["start"] < b["end"]
+        # the words and the blanks around them fill the sentence's audio
+        inside = sum(w["end"] - w["start"] for w in words)
+        gaps = times[spans[0][1], 0] - times[0, 0] + times[-1, 1] - times[spans[-1][2] - 1, 1] + sum(
+            times[b[1], 0] - times[a[2] - 1, 1] for a, b in zip(spans, spans[1:]))
+        assert inside + gaps == pytest.approx(s.lengths[i] / rate, abs=1e-9)
+
+
+def test_subtitles_are_valid_srt_and_vtt(said):
+    s, tok = said
+    cues = timings.cues(s)
+    assert [c.text for c in cues] == s.pieces
+    srt = timings.srt(cues)
+    blocks = srt.strip("\n").split("\n\n")
+    assert len(blocks) == 3
+    for k, (block, cue) in enumerate(zip(blocks, cues), 1):
+        number, clock, text = block.split("\n")
+        assert number == str(k) and text == cue.text
+        m = re.fullmatch(r"(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})", clock)
+        a = int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) + int(m[4]) / 1000
+        b = int(m[5]) * 3600 + int(m[6]) * 60 + int(m[7]) + int(m[8]) / 1000
+        assert a == pytest.approx(cue.start, abs=5e-4) and b == pytest.approx(cue.end, abs=5e-4) and a < b
+    vtt = timings.vtt(cues)
+    assert vtt.startswith("WEBVTT\n\n") and vtt.count(" --> ") == 3 and "," not in vtt.split("\n")[2]
+    assert timings.subtitles("a.SRT", cues) == srt and timings.subtitles("a.vtt", cues) == vtt
+    with pytest.raises(ValueError, match=".srt or .vtt"):
+        timings.subtitles("a.txt", cues)
+    pairs = timings.cues(s, tok, words=2)                        # a few words per cue
+    assert " ".join(c.text for c in pairs) == " ".join(s.pieces)
+    assert all(len(c.text.split()) <= 2 and c.start < c.end for c in pairs)
+    assert all(a.end <= b.start for a, b in zip(pairs, pairs[1:]))
+    assert timings._clock(3723.4567, ",") == "01:02:03,457"

@@ -1,0 +1,138 @@
+"""When each token and word of spoken text is heard: times from the predicted durations, subtitles.
+
+Shapes: n pieces (sentences) of a `Speech`, T_i tokens of piece i.
+
+Token k of piece i covers frames [sum(d[:k]), sum(d[:k+1])) of that piece (d = the piece's
+durations, frames per token), and a frame is `hop_length` samples; piece i starts after the
+earlier pieces and the pauses between them. A word covers its tokens (`tokenizer.encode_words`:
+the blanks / pads between its symbols included, none around it), so for a character (MMS) voice
+a word is its letters and for a phoneme (Piper) voice its phonemes. A piece cut at the frame limit
+(`Speech.truncated`) has its times clipped to the audio it has.
+
+    timings(speech, tokenizer)       -> JSON-ready dict: pieces, their tokens and words, in seconds
+    cues(speech, tokenizer, words=)  -> subtitle cues: one per sentence, or per `words` words
+    srt(cues), vtt(cues)             -> SubRip / WebVTT text
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["Cue", "piece_starts", "token_times", "word_times", "timings", "cues", "srt", "vtt",
+           "subtitles"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cue:
+    """A span of the audio, in seconds, and the text heard in it."""
+
+    start: float
+    end: float
+    text: str
+
+
+def piece_starts(speech) -> list[int]:
+    """(n,) first sample of each piece in `speech.waveform`."""
+    starts, at = [], 0
+    for n in speech.lengths:
+        starts.append(at)
+        at += n + speech.pause_samples
+    return starts
+
+
+def _frame_edges(speech, i: int) -> np.ndarray:
+    """(T_i + 1,) sample offsets of piece i's token boundaries, clipped to the piece's audio."""
+    d = np.asarray(speech.durations[i], np.int64)
+    edges = np.concatenate([[0], np.cumsum(d)]) * int(speech.hop_length)
+    return np.minimum(edges, speech.lengths[i])
+
+
+def token_times(speech, i: int) -> np.ndarray:
+    """(T_i, 2) start / end seconds of piece i's tokens in the whole waveform."""
+    if not speech.durations:
+        raise ValueError("this Speech carries no durations (made by an older speak?)")
+    edges = (_frame_edges(speech, i) + piece_starts(speech)[i]) / float(speech.sampling_rate)
+    return np.stack([edges[:-1], edges[1:]], axis=1)
+
+
+def word_times(speech, tokenizer, i: int) -> list[Cue]:
+    """Piece i's space-separated words with their start / end seconds (a word that yields no
+    tokens, e.g. a lone dash, gets an empty span where it stands)."""
+    ids, spans = tokenizer.encode_words(speech.pieces[i])
+    if list(ids) != list(speech.ids[i]):
+        raise ValueError(f"the tokenizer gives other ids for piece {i} ({speech.pieces[i]!r}) than "
+                         "the speech was made from: pass the tokenizer given to speak")
+    edges = (_frame_edges(speech, i) + piece_starts(speech)[i]) / float(speech.sampling_rate)
+    return [Cue(float(edges[first]), float(edges[end]), word) for word, first, end in spans]
+
+
+def timings(speech, tokenizer) -> dict:
+    """The timings of a whole `Speech` as a JSON-ready dict:
+
+    {"sampling_rate", "seconds", "pieces": [{"text", "start", "end",
+      "tokens": [{"id", "start", "end"}], "words": [{"word", "start", "end"}]}]} (seconds).
+    """
+    rate = float(speech.sampling_rate)
+    pieces = []
+    for i, (text, start) in enumerate(zip(speech.pieces, piece_starts(speech))):
+        tokens = token_times(speech, i)
+        pieces.append({
+            "text": text, "start": start / rate, "end": (start + speech.lengths[i]) / rate,
+            "truncated": bool(speech.truncated[i]),
+            "tokens": [{"id": int(t), "start": float(a), "end": float(b)}
+                       for t, (a, b) in zip(speech.ids[i], tokens)],
+            "words": [{"word": w.text, "start": w.start, "end": w.end}
+                      for w in word_times(speech, tokenizer, i)],
+        })
+    return {"sampling_rate": int(speech.sampling_rate), "seconds": speech.seconds, "pieces": pieces}
+
+
+def cues(speech, tokenizer=None, *, words: Optional[int] = None) -> list[Cue]:
+    """Subtitle cues: one per piece (sentence), or with `words` one per run of at most that many
+    words of a piece (needs the tokenizer), each from its first word's start to its last's end."""
+    rate = float(speech.sampling_rate)
+    if words is None:
+        return [Cue(s / rate, (s + n) / rate, text)
+                for s, n, text in zip(piece_starts(speech), speech.lengths, speech.pieces)]
+    if words < 1 or tokenizer is None:
+        raise ValueError(f"words must be >= 1 and a tokenizer given, got words={words}")
+    out = []
+    for i in range(len(speech.pieces)):
+        found = word_times(speech, tokenizer, i)
+        for k in range(0, len(found), words):
+            group = found[k:k + words]
+            out.append(Cue(group[0].start, group[-1].end, " ".join(w.text for w in group)))
+    return out
+
+
+def _clock(seconds: float, decimal: str) -> str:
+    ms = int(round(seconds * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{decimal}{ms:03d}"
+
+
+def srt(found: list[Cue]) -> str:
+    """SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, a blank line after each."""
+    return "".join(f"{k}\n{_clock(c.start, ',')} --> {_clock(c.end, ',')}\n{c.text}\n\n"
+                   for k, c in enumerate(found, 1))
+
+
+def vtt(found: list[Cue]) -> str:
+    """WebVTT: the `WEBVTT` header, then `HH:MM:SS.mmm --> HH:MM:SS.mmm` cues."""
+    return "WEBVTT\n\n" + "".join(f"{_clock(c.start, '.')} --> {_clock(c.end, '.')}\n{c.text}\n\n"
+                                  for c in found)
+
+
+def subtitles(path: str, found: list[Cue]) -> str:
+    """The subtitle text for `path`'s extension (.srt or .vtt); ValueError for another."""
+    lower = path.lower()
+    if lower.endswith(".srt"):
+        return srt(found)
+    if lower.endswith(".vtt"):
+        return vtt(found)
+    raise ValueError(f"subtitles file {path} must end in .srt or .vtt")
