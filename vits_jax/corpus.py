@@ -439,9 +439,11 @@ def _encode_units(params, tokenizer, units: list[Unit], batch_size: int, place: 
         durations = np.asarray(encoded.durations, np.float64)                   # (B, Tb): the host sync
         host = jax.device_get(encoded) if keep and not place.single else None
         for i, u in enumerate(chunk):
-            total = durations[i, :len(u.ids)].sum()
-            if not np.isfinite(total) or total >= 2 ** 31:
-                skipped.append(Skip(u.row, u.id, f"predicted durations overflow at rate {u.rate}"))
+            with np.errstate(invalid="ignore", over="ignore"):
+                total = durations[i, :len(u.ids)].sum()
+            if not np.isfinite(total) or total >= 2 ** 31 - 1:   # the core's int32 durations saturate
+                skipped.append(Skip(u.row, u.id, f"predicted durations overflow (rate {u.rate}, "
+                                                 f"noise_scale_duration {u.noise_scale_duration})"))
                 continue
             u.frames = max(int(total), 1)
             if keep and place.single:
@@ -544,11 +546,9 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
     if not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
         raise CorpusError(f"seed must be an int in [0, 2**63), got {seed!r}")
     try:
-        dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
-    except TypeError:
-        raise CorpusError(f"dtype must be a floating dtype such as jnp.bfloat16, got {dtype!r}") from None
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise CorpusError(f"dtype must be a floating dtype such as jnp.bfloat16, got {dtype}")
+        dtype = core.check_dtype(dtype)
+    except ValueError as e:
+        raise CorpusError(str(e)) from None
     place = _placement(devices, mesh)
     process_index = jax.process_index() if process_index is None else int(process_index)
     process_count = jax.process_count() if process_count is None else int(process_count)
@@ -618,6 +618,12 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
             summary.batches += len(batches)
             summary.predicted_seconds += sum(u.frames for u in planned) * hop / rate
             for u, wave, truncated in _render(params, batches, done, batch_size, place, dtype, hop):
+                if not np.all(np.isfinite(wave)):
+                    skipped.append(Skip(u.row, u.id, f"rendered non-finite samples: noise_scale "
+                                                     f"{u.noise_scale} is too large" +
+                                        (f" or the {dtype.name} decoder overflowed" if dtype != jnp.float32
+                                         else "")))
+                    continue
                 if normalize:
                     wave = peak_normalize(wave)
                 path = output.audio_path(out_dir, u.id, audio_format)

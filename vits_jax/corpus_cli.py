@@ -90,10 +90,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 def cmd_batch(args) -> int:
     import jax
 
-    from .checkpoint import load
     from .corpus import CorpusError, synthesize_corpus
     from .corpus_manifest import read_manifest
-    from .tokenizer import Tokenizer
+    from .speech import load_model
 
     if args.batch_size < 1:
         raise CorpusError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -108,10 +107,7 @@ def cmd_batch(args) -> int:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CorpusError(f"--out {args.out} exists and is not a folder")
     read_manifest(args.manifest)            # a bad manifest fails before the model loads
-    # any voice the library reads (folders, hub ids, Piper .onnx); the tokenizer first: it is cheap
-    # and says what is missing before the weights load
-    tokenizer = Tokenizer.load(args.model)
-    params = load(args.model)
+    params, tokenizer = load_model(args.model)   # any voice the library reads (Piper .onnx included)
     summary = synthesize_corpus(
         params, tokenizer, args.manifest, args.out, seed=args.seed, batch_size=args.batch_size,
         audio_format=args.format, speakers=args.speakers, rate_range=args.rate_range,
