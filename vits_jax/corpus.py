@@ -6,25 +6,30 @@
 Shapes: U units (rows to speak, after speaker expansion), B batch, T tokens, F frames, E speaker
 embedding size.
 
-Plan. Every unit is tokenized, then stage 1 (`predict_durations`: text encoder + duration
-predictor, ~3% of the work) runs on all of them, giving each unit's frames. Units are grouped by
-frame bucket (`frame_bucket`: at most 12.5% padding) and cut into batches of `batch_size`, so a
-rendered batch never decodes more than a bucket's padding beyond its items. Batches go to
-`synthesize`, which splits each over the local devices. On a single CPU device the units are
-rendered one by one instead (a padded batch only adds work there; see synthesis._render_items).
+Plan. Every unit is tokenized, then stage 1 (the core's `encode`: text encoder + duration
+predictor, ~3% of the work) runs once on all of them, giving each unit's frames; its results are
+kept and stage 2 (the core's `render`) renders from them, so nothing is computed twice. Units are
+grouped by frame bucket (`frame_bucket`: at most 12.5% padding) and cut into batches of
+`batch_size`, so a rendered batch never decodes more than a bucket's padding beyond its items.
+Batches are split over the local devices (or the given mesh), params replicated. On a single CPU
+device the units are encoded and rendered one by one instead, each at its own buckets (a padded
+batch only adds work there; see synthesis._render_items). Units are planned PLAN_WINDOW at a time
+(manifest order), which bounds the memory the kept encodings take.
 
 Determinism. A unit's key is `fold_in(key(seed), 0)`, seed = the row's `seed` column or
 blake2b(run seed, id) (32 bits). Its speaker, rate and noise draws come from numpy's PCG64 seeded
-with that seed, on the host. `synthesize` makes an item's audio independent of its batch, so a
-unit sounds the same whatever the batch size, device count, order or process count (up to float
-round-off across different batch layouts: at most 1 LSB of the 16-bit PCM; bit for bit on one
-CPU device, where units are rendered alone). The recorded seed reproduces a unit alone:
-`vits-jax say TEXT --seed SEED --rate RATE ...` (for a one-sentence text, without mixing).
+with that seed, on the host. The core's noise is per item and position, so a unit sounds the
+same whatever the batch size, device count, order or process count (up to float round-off across
+different batch layouts: at most 1 LSB of the 16-bit PCM; bit for bit on one CPU device, where
+units run alone through synthesize's own compiled programs). The recorded seed reproduces a unit
+alone: `vits-jax say TEXT --seed SEED --rate RATE ...` (for a one-sentence text, without mixing;
+Piper voices are peak-normalized per file, as `say` does).
 
 Resume. The plan is a pure function of the manifest, the model and the settings, so a second run
-with the same OUT recomputes it, skips the batches whose units are all finished (listed in the
-process's log) and re-renders the others whole (the same batches: the same bytes), writing only
-the missing units. See corpus_output for the folder's layout and why no half-written file is seen.
+with the same OUT recomputes it (skipping windows whose units are all finished, as listed in the
+process's log), skips the batches whose units are all finished and re-renders the others whole
+(the same batches: the same bytes; on one CPU device only the missing units), writing only the
+missing units. See corpus_output for the folder's layout and why no half-written file is seen.
 
 Processes. With `jax.process_count() > 1` (after `jax.distributed.initialize()`), process p
 speaks the units whose blake2b(id) is p modulo the count, on its local devices, and logs to
@@ -36,6 +41,7 @@ folder (NFS, a FUSE-mounted bucket) seen by every process.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -44,17 +50,26 @@ import sys
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from . import core, sharding
 from . import corpus_output as output
+from .audio import peak_normalize
 from .checkpoint import VitsParams, split_params
 from .corpus_manifest import ManifestError, Row, Skip, check_rows, read_manifest
-from .synthesis import MAX_TOKENS, frame_bucket, predict_durations, synthesize
+from .speech import is_piper_voice
+# synthesize's compiled programs (the core's encode and render, jitted with the shapes static):
+# sharing them means a corpus unit and `synthesize`/`say` run the same executable.
+from .synthesis import (MAX_FRAMES, MAX_TOKENS, MIN_TOKEN_BUCKET, _encode_program, _render_program, bucket,
+                        frame_bucket)
 
 __all__ = ["synthesize_corpus", "Summary", "Unit", "plan_units", "unit_seed", "slerp", "CorpusError",
            "ManifestError"]
 
 DEFAULT_BATCH_SIZE = 16
+PLAN_WINDOW = 4096        # units planned (and their encodings kept) at a time
 
 
 class CorpusError(ValueError):
@@ -78,6 +93,7 @@ class Unit:
     spoken: str = ""              # the text after the tokenizer's normalization
     ids: tuple = ()
     frames: int = 0               # predicted by stage 1
+    encoded: Any = dataclasses.field(default=None, compare=False, repr=False)   # stage 1, kept to render
 
     def record(self, path: str, samples: int, sampling_rate: int, truncated: bool) -> dict:
         record = {"id": self.id, "row": self.row, "path": path, "seconds": samples / sampling_rate,
@@ -250,7 +266,49 @@ def _units_of(row: Row, run_seed: int, variety: Variety, config) -> list[Unit]:
     return units
 
 
-# ------------------------------------------------------------------ model access
+# ------------------------------------------------------------------ where and how to compute
+@dataclasses.dataclass(frozen=True)
+class _Placement:
+    """single: unit by unit on one CPU device (a padded batch only adds work there, see
+    synthesis._render_items); split / replicated: the batch sharding over the devices and the
+    params' sharding (None: one device, `device`)."""
+
+    single: bool
+    split: Any
+    replicated: Any
+    device: Any
+
+    def batch(self, x, size: int):
+        """(size, ...) host array or keys -> on the devices (padded to a multiple of the shards)."""
+        return sharding.shard_batch(x, size, self.split)
+
+    def params(self, params: VitsParams) -> VitsParams:
+        return jax.device_put(params, self.replicated if self.split is not None else self.device)
+
+
+def _placement(devices, mesh) -> _Placement:
+    if mesh is not None and devices is not None:
+        raise CorpusError("pass devices= or mesh=, not both")
+    if mesh is None:
+        devices = list(jax.local_devices() if devices is None else devices)
+        if not devices:
+            raise CorpusError("devices: empty list")
+        mesh = sharding.batch_mesh(devices)           # None for one device
+        only = devices[0] if len(devices) == 1 else None
+    try:
+        split, replicated = sharding.batch_shardings(mesh)
+    except ValueError as e:
+        raise CorpusError(str(e)) from None
+    if split is not None and split.mesh.devices.size == 1:   # a one-device mesh: as devices=[it]
+        only, split, replicated = split.mesh.devices.flat[0], None, None
+    if split is not None:
+        return _Placement(False, split, replicated, None)
+    return _Placement(only.platform == "cpu", None, None, only)
+
+
+_unit_keys = jax.jit(jax.vmap(lambda seed: jax.random.fold_in(jax.random.key(seed), 0)))  # = say --seed
+
+
 def _speaker_table(params: VitsParams, units: Sequence[Unit]) -> Optional[np.ndarray]:
     """(B, E) mixed speaker embeddings of `units` (mixing on), else None."""
     if not any(u.mix is not None for u in units):
@@ -264,7 +322,7 @@ def _speaker_table(params: VitsParams, units: Sequence[Unit]) -> Optional[np.nda
 def _with_embeddings(params: VitsParams, embeddings: np.ndarray) -> VitsParams:
     """Params whose speaker table is `embeddings` (B, E): item i then uses speaker id i.
 
-    synthesize takes speaker ids, not embeddings; a table with one row per batch item gives each
+    The core takes speaker ids, not embeddings; a table with one row per batch item gives each
     item its own (mixed) embedding exactly. The config's num_speakers becomes B (static, so one
     compilation per power of two of batch sizes; 2 at least, as one row would read as a
     single-speaker model)."""
@@ -275,40 +333,56 @@ def _with_embeddings(params: VitsParams, embeddings: np.ndarray) -> VitsParams:
     return VitsParams(tree, dataclasses.replace(params.config, num_speakers=rows))
 
 
-def _batch_args(params, tokenizer, units: Sequence[Unit], size: int):
-    """Units -> (params, kwargs for synthesize / predict_durations) at batch `size` (units
-    repeated to fill it). Speakers are ids, or rows of a per-batch table when mixing."""
-    import jax
-    import jax.numpy as jnp
+class _Batch:
+    """Units (repeated to fill `size`) -> the arrays the core's encode and render take, placed.
+    The arrays and their dtypes are synthesize's, so the same compiled programs serve both."""
 
-    filled = list(units) + [units[-1]] * (size - len(units))
-    width = max(len(u.ids) for u in filled)
-    ids = np.full((size, width), tokenizer.padding_id, np.int32)          # (B, T)
-    mask = np.zeros((size, width), np.int32)                              # (B, T)
-    for i, u in enumerate(filled):
-        ids[i, :len(u.ids)] = u.ids
-        mask[i, :len(u.ids)] = 1
-    seeds = jnp.asarray([u.seed for u in filled], jnp.uint32)
-    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), 0))(seeds)  # (B,) = say --seed
-    table = _speaker_table(params, filled)
-    if table is not None:
-        params, speakers = _with_embeddings(params, table), np.arange(size)
-    else:
-        speakers = None if filled[0].speaker is None else np.array([u.speaker for u in filled])
-    kwargs = dict(attention_mask=mask, key=keys, speaker_id=speakers,
-                  speaking_rate=np.array([u.rate for u in filled]),
-                  noise_scale_duration=np.array([u.noise_scale_duration for u in filled]))
-    return params, ids, kwargs, np.array([u.noise_scale for u in filled])
+    def __init__(self, params: VitsParams, units: Sequence[Unit], size: int, place: _Placement):
+        self.units = list(units)
+        filled = self.units + [self.units[-1]] * (size - len(self.units))
+        self.size, self.place = size, place
+        table = _speaker_table(params, filled)
+        if table is not None:
+            params, speakers = place.params(_with_embeddings(params, table)), np.arange(size, dtype=np.int32)
+        else:
+            speakers = None if filled[0].speaker is None else np.array([u.speaker for u in filled], np.int32)
+        self.params = params
+        self.speaker_id = place.batch(speakers, size)
+        self.key = place.batch(_unit_keys(np.array([u.seed for u in filled], np.uint32)), size)   # (B,)
+        self.noise_scale = place.batch(np.array([u.noise_scale for u in filled], np.float32), size)
+        self.filled = filled
+
+    def encode(self, padding_id: int) -> core.Encoded:
+        """Stage 1 over the batch, token length padded to its bucket (as synthesize)."""
+        width = bucket(max(len(u.ids) for u in self.filled), MIN_TOKEN_BUCKET)
+        ids = np.full((self.size, width), padding_id, np.int32)               # (B, Tb)
+        mask = np.zeros((self.size, width), np.float32)                        # (B, Tb)
+        for i, u in enumerate(self.filled):
+            ids[i, :len(u.ids)] = u.ids
+            mask[i, :len(u.ids)] = 1
+        ids = np.where(mask > 0, ids, 0).astype(np.int32)      # as synthesize: padding never read
+        place = lambda x: self.place.batch(x, self.size)
+        return _encode_program(
+            self.params, ids=place(ids), attention_mask=place(mask), key=self.key, speaker_id=self.speaker_id,
+            speaking_rate=place(np.array([u.rate for u in self.filled], np.float32)),
+            noise_scale_duration=place(np.array([u.noise_scale_duration for u in self.filled], np.float32)),
+            sdp_noise=None)
+
+    def render(self, encoded: core.Encoded, num_frames: int, dtype) -> jax.Array:
+        """Stage 2 (dispatched, not waited for) -> waveform (B', num_frames * hop [+ a stage's extra])."""
+        return _render_program(self.params, encoded, self.key, speaker_id=self.speaker_id,
+                               noise_scale=self.noise_scale, prior_noise=None, num_frames=num_frames,
+                               dtype=dtype)
 
 
 # ------------------------------------------------------------------ planning
-def _settings(params: VitsParams, raw: list, seed: int, variety: Variety, audio_format: str) -> dict:
+def _settings(params: VitsParams, raw: list, seed: int, variety: Variety, audio_format: str, dtype,
+              normalize: bool) -> dict:
     """What must match for a resume to continue an earlier run: digests of the manifest and of the
-    model (config and every weight), the seed and the variety settings."""
+    model (config and every weight), the seed, the variety settings, the decoder dtype and the
+    per-file peak normalization."""
     model = hashlib.blake2b(digest_size=16)
     model.update(json.dumps(params.config.to_dict(), sort_keys=True).encode())
-    import jax
-
     for path, leaf in jax.tree_util.tree_flatten_with_path(params.tree)[0]:
         model.update(jax.tree_util.keystr(path).encode())
         model.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
@@ -316,17 +390,29 @@ def _settings(params: VitsParams, raw: list, seed: int, variety: Variety, audio_
         [r.record() if isinstance(r, Skip) else r for r in raw], sort_keys=True, ensure_ascii=False,
         default=str).encode("utf-8"), digest_size=16)
     return {"format": 1, "seed": int(seed), "audio_format": audio_format, "variety": variety.to_dict(),
+            "dtype": jnp.dtype(dtype).name, "normalize": bool(normalize),
             "manifest": manifest.hexdigest(), "model": model.hexdigest()}
+
+
+def _spoken(tokenizer, text: str) -> str:
+    """The text as the model hears it: normalized characters, or Piper's phonemes (sentences
+    separated by a space)."""
+    if hasattr(tokenizer, "prepare_text"):
+        return tokenizer.prepare_text(text)
+    return " ".join("".join(sentence) for sentence in tokenizer.phonemize(text))
 
 
 def _tokenize(units: list[Unit], tokenizer) -> tuple[list[Unit], list[Skip]]:
     ok, skipped = [], []
     for u in units:
         try:
-            u.spoken = tokenizer.prepare_text(u.text)
             u.ids = tuple(tokenizer.encode(u.text))
+            u.spoken = _spoken(tokenizer, u.text)
         except ValueError as e:          # nothing pronounceable, unknown symbol, bad number, ...
             skipped.append(Skip(u.row, u.id, f"cannot be spoken: {e}"))
+            continue
+        if not u.ids:
+            skipped.append(Skip(u.row, u.id, "cannot be spoken: no ids"))
             continue
         if len(u.ids) > MAX_TOKENS:
             skipped.append(Skip(u.row, u.id, f"too long: {len(u.ids)} tokens > {MAX_TOKENS}; split the "
@@ -336,39 +422,73 @@ def _tokenize(units: list[Unit], tokenizer) -> tuple[list[Unit], list[Skip]]:
     return ok, skipped
 
 
-def _one_by_one(devices) -> bool:
-    """Render (and plan) unit by unit: on a single CPU device, where a padded batch only adds work."""
-    import jax
-
-    if devices is not None:
-        devices = list(devices)
-        return len(devices) == 1 and devices[0].platform == "cpu"
-    return jax.local_device_count() == 1 and jax.default_backend() == "cpu"
-
-
-def _predict_frames(params, tokenizer, units: list[Unit], batch_size: int, single: bool, devices) -> None:
-    """Stage 1 on every unit (batched by token count, or alone) -> unit.frames."""
-    size = 1 if single else batch_size
+def _encode_units(params, tokenizer, units: list[Unit], batch_size: int, place: _Placement,
+                  keep: bool) -> tuple[list[Unit], list[Skip]]:
+    """Stage 1 on every unit (batched by token count, or alone) -> unit.frames, and with `keep`
+    unit.encoded: what rendering needs, so stage 1 runs once per unit. One CPU device: the
+    batch-1 Encoded on the device (rendered as is). Batches: (durations (T,), means (T, Z),
+    log_variances (T, Z)) on the host, regrouped by frames for rendering.
+    Units whose durations overflow (a tiny rate) are returned as skips."""
+    size = 1 if place.single else batch_size
     order = sorted(units, key=lambda u: (len(u.ids), u.row, u.variant))
-    for start in range(0, len(order), size):
-        chunk = order[start:start + size]
-        p, ids, kwargs, _ = _batch_args(params, tokenizer, chunk, size)
-        durations = predict_durations(p, ids, **kwargs)                    # (B, T)
-        for u, d in zip(chunk, durations):
-            u.frames = max(int(d.sum()), 1)
+    pending = [(chunk, _Batch(params, chunk, size, place))
+               for chunk in (order[i:i + size] for i in range(0, len(order), size))]
+    pending = [(chunk, batch, batch.encode(tokenizer.padding_id)) for chunk, batch in pending]  # all dispatched
+    ok, skipped = [], []
+    for chunk, batch, encoded in pending:
+        durations = np.asarray(encoded.durations, np.float64)                   # (B, Tb): the host sync
+        host = jax.device_get(encoded) if keep and not place.single else None
+        for i, u in enumerate(chunk):
+            with np.errstate(invalid="ignore", over="ignore"):
+                total = durations[i, :len(u.ids)].sum()
+            if not np.isfinite(total) or total >= 2 ** 31 - 1:   # the core's int32 durations saturate
+                skipped.append(Skip(u.row, u.id, f"predicted durations overflow (rate {u.rate}, "
+                                                 f"noise_scale_duration {u.noise_scale_duration})"))
+                continue
+            u.frames = max(int(total), 1)
+            if keep and place.single:
+                u.encoded = (encoded, batch)
+            elif keep:
+                t = len(u.ids)
+                u.encoded = (host.durations[i, :t], host.means[i, :t], host.log_variances[i, :t])
+            ok.append(u)
+    return ok, skipped
+
+
+def _gather(units: Sequence[Unit], size: int, place: _Placement) -> core.Encoded:
+    """Host encodings of units (repeated to fill `size`) -> one padded, placed Encoded (B, Tb)."""
+    filled = list(units) + [units[-1]] * (size - len(units))
+    width = bucket(max(len(u.ids) for u in filled), MIN_TOKEN_BUCKET)
+    z = filled[0].encoded[1].shape[-1]
+    durations = np.zeros((size, width), np.float32)                            # (B, Tb)
+    means = np.zeros((size, width, z), np.float32)                             # (B, Tb, Z)
+    log_variances = np.zeros((size, width, z), np.float32)                     # (B, Tb, Z)
+    for i, u in enumerate(filled):
+        d, m, v = u.encoded
+        durations[i, :len(d)], means[i, :len(d)], log_variances[i, :len(d)] = d, m, v
+    lengths = np.maximum(durations.astype(np.float64).sum(axis=1), 1).astype(np.int32)  # = output_lengths
+    put = lambda x: place.batch(x, size)
+    return core.Encoded(put(durations), put(means), put(log_variances), put(lengths))
 
 
 def plan_units(units: list[Unit], batch_size: int) -> list[list[Unit]]:
     """Units with predicted frames -> render batches: grouped by frame bucket, each group sorted
     by (frames, manifest order) and cut into `batch_size` pieces; shortest buckets first."""
     groups: dict[tuple, list[Unit]] = {}
-    for u in units:   # units with and without a speaker id cannot share a synthesize call
+    for u in units:   # units with and without a speaker id cannot share a call
         groups.setdefault((frame_bucket(u.frames), u.speaker is None), []).append(u)
     batches = []
     for key in sorted(groups):
         group = sorted(groups[key], key=lambda u: (u.frames, u.row, u.variant))
         batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
     return batches
+
+
+def _windows(units: list[Unit], batch_size: int) -> list[list[Unit]]:
+    """Consecutive slices of the units (manifest order) planned and rendered one after another,
+    so the kept encodings take bounded memory: PLAN_WINDOW units, or 32 batches if more."""
+    size = max(PLAN_WINDOW, 32 * batch_size)
+    return [units[i:i + size] for i in range(0, len(units), size)]
 
 
 def _progress(total: int, enabled: bool):
@@ -387,13 +507,15 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
                       batch_size: int = DEFAULT_BATCH_SIZE, audio_format: str = "wav",
                       speakers: Union[None, str, Sequence[int]] = None,
                       rate_range=None, noise_range=None, noise_duration_range=None, mix_range=None,
-                      devices: Optional[Sequence[Any]] = None, mesh=None, dry_run: bool = False,
+                      devices: Optional[Sequence[Any]] = None, mesh=None, dtype=None,
+                      normalize: Optional[bool] = None, dry_run: bool = False,
                       progress: bool = True, process_index: Optional[int] = None,
                       process_count: Optional[int] = None,
                       barrier: Optional[Callable[[str], None]] = None) -> Summary:
     """Speaks every row of `manifest` into OUT/audio/<id>.<audio_format>; see the module docstring.
 
-    params, tokenizer: from `vits_jax.load` and `Tokenizer.load`.
+    params, tokenizer: from `vits_jax.load` and `Tokenizer.load` (any voice they read, Piper
+        .onnx voices included).
     manifest: a .csv/.tsv/.jsonl path or an iterable of dicts with id, text and optionally speaker,
         rate, noise_scale, noise_scale_duration, seed (a row's own value beats the ranges).
     seed: the run's seed; a unit without its own seed gets blake2b(seed, id).
@@ -404,13 +526,15 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
         rate, noise_scale and noise_scale_duration; default the model config's values.
     mix_range: (low, high): mix each unit's speaker with a second one drawn from its seed, by
         slerp of their embeddings with the second's weight in this range.
-    devices / mesh: where to render (default all local devices; a mesh gives its devices).
+    devices: render on these devices (default all local devices); mesh: a jax.sharding.Mesh or a
+        batch NamedSharding, as `synthesize(mesh=)` takes (batches split over it, params
+        replicated). One CPU device renders unit by unit.
+    dtype: the decoder's compute dtype (e.g. jnp.bfloat16), as `synthesize(dtype=)`; default float32.
+    normalize: peak-normalize each file, as `speak` / `vits-jax say` do; None: on for Piper voices.
     dry_run: plan only (stage 1), print it and write nothing.
     process_index, process_count, barrier: default jax.process_index(), jax.process_count() and
         multihost_utils.sync_global_devices; given here to simulate several processes.
     """
-    import jax
-
     started = time.perf_counter()
     if not isinstance(params, VitsParams):
         raise CorpusError("params must be VitsParams (from vits_jax.load), which carry their config")
@@ -421,16 +545,18 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
         raise CorpusError(f"audio_format must be one of {output.FORMATS}, got {audio_format!r}")
     if not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
         raise CorpusError(f"seed must be an int in [0, 2**63), got {seed!r}")
-    if mesh is not None:
-        if devices is not None:
-            raise CorpusError("pass devices= or mesh=, not both")
-        devices = list(mesh.devices.flat)
+    try:
+        dtype = core.check_dtype(dtype)
+    except ValueError as e:
+        raise CorpusError(str(e)) from None
+    place = _placement(devices, mesh)
     process_index = jax.process_index() if process_index is None else int(process_index)
     process_count = jax.process_count() if process_count is None else int(process_count)
     if not 0 <= process_index < process_count:
         raise CorpusError(f"process_index {process_index} not in [0, {process_count})")
     variety = Variety.make(config.num_speakers, speakers, rate_range, noise_range, noise_duration_range,
                            mix_range)
+    normalize = is_piper_voice(tokenizer) if normalize is None else bool(normalize)
     out_dir = os.fspath(out_dir)
 
     raw = read_manifest(manifest)
@@ -448,27 +574,28 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
     skipped = [s for s in skipped if process_index == 0]    # checks are global: process 0 lists them
     mine, unspeakable = _tokenize(mine, tokenizer)
     skipped += unspeakable
-    skipped.sort(key=lambda s: (s.position, s.id or ""))
-
-    single = _one_by_one(devices)
-    params = jax.device_put(params)      # numpy leaves would be copied to the device on every call
-    _predict_frames(params, tokenizer, mine, batch_size, single, devices)
-    batches = plan_units(mine, batch_size)
+    params = place.params(params)      # numpy leaves would be copied to the device on every call
+    summary = Summary(out_dir, dry_run=dry_run)
     hop, rate = config.hop_length, config.sampling_rate
-    summary = Summary(out_dir, rows=len(mine), skipped=len(skipped), batches=len(batches),
-                      predicted_seconds=sum(u.frames for u in mine) * hop / rate, dry_run=dry_run)
+    windows = _windows(mine, batch_size)
+
     if dry_run:
+        for window in windows:
+            planned, overflow = _encode_units(params, tokenizer, window, batch_size, place, keep=False)
+            skipped += overflow
+            summary.rows += len(planned)
+            summary.batches += len(plan_units(planned, batch_size))
+            summary.predicted_seconds += sum(u.frames for u in planned) * hop / rate
+        summary.skipped = len(skipped)
         summary.wall_seconds = time.perf_counter() - started
         return summary
 
-    settings = _settings(params, raw, seed, variety, audio_format)
+    settings = _settings(params, raw, seed, variety, audio_format, dtype, normalize)
     _prepare_out_dir(out_dir, settings, process_index)
     # temporaries a killed run left behind (this process's own files only)
     output.remove_temporaries(out_dir, [f"skipped.{process_index}.jsonl"] +
                               (["run.json", "manifest.jsonl", "skipped.jsonl"] if process_count == 1 else []))
     log = os.path.join(out_dir, f"manifest.{process_index}.jsonl")
-    output.write_jsonl(os.path.join(out_dir, f"skipped.{process_index}.jsonl"),
-                       [s.record() for s in skipped])
     done = {r["id"] for r in output.read_records(os.path.join(out_dir, "manifest.jsonl"))}
     done |= {r["id"] for r in output.read_records(log)}
     done = {i for i in done
@@ -480,13 +607,25 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
     bar = _progress(len(mine) - summary.done_before, progress)
     render_started = time.perf_counter()
     try:
-        for batch in batches:
-            todo = [u for u in batch if u.id not in done]
-            if not todo:
-                continue
-            for u, wave, truncated in _render(params, tokenizer, batch, batch_size, single, devices):
-                if u.id in done:
+        for window in windows:
+            if all(u.id in done for u in window):
+                summary.rows += len(window)
+                continue                       # a finished window needs not even stage 1
+            planned, overflow = _encode_units(params, tokenizer, window, batch_size, place, keep=True)
+            skipped += overflow
+            batches = plan_units(planned, batch_size)
+            summary.rows += len(planned)
+            summary.batches += len(batches)
+            summary.predicted_seconds += sum(u.frames for u in planned) * hop / rate
+            for u, wave, truncated in _render(params, batches, done, batch_size, place, dtype, hop):
+                if not np.all(np.isfinite(wave)):
+                    skipped.append(Skip(u.row, u.id, f"rendered non-finite samples: noise_scale "
+                                                     f"{u.noise_scale} is too large" +
+                                        (f" or the {dtype.name} decoder overflowed" if dtype != jnp.float32
+                                         else "")))
                     continue
+                if normalize:
+                    wave = peak_normalize(wave)
                 path = output.audio_path(out_dir, u.id, audio_format)
                 output.write_audio(path, wave, rate, audio_format)
                 output.append_record(log, u.record(os.path.relpath(path, out_dir).replace(os.sep, "/"),
@@ -499,9 +638,14 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
                                         f"{summary.audio_seconds / max(elapsed, 1e-9):.1f} audio s/s",
                                         refresh=False)
                     bar.update(1)
+            for u in planned:
+                u.encoded = None               # the window's encodings are no longer needed
     finally:
         if bar is not None:
             bar.close()
+    skipped.sort(key=lambda s: (s.position, s.id or ""))
+    summary.skipped = len(skipped)
+    output.write_jsonl(os.path.join(out_dir, f"skipped.{process_index}.jsonl"), [s.record() for s in skipped])
 
     if process_count > 1:
         (barrier or _sync)("vits_jax.corpus.done")
@@ -544,16 +688,44 @@ def _prepare_out_dir(out_dir: str, settings: dict, process_index: int) -> None:
     os.makedirs(os.path.join(out_dir, output.AUDIO_DIR), exist_ok=True)
 
 
-def _render(params, tokenizer, batch: list[Unit], batch_size: int, single: bool, devices):
-    """A planned batch -> (unit, waveform (S,), truncated) per unit, in batch order."""
-    import warnings
+def _render(params, batches: list[list[Unit]], done: set, batch_size: int, place: _Placement, dtype,
+            hop: int):
+    """Planned batches -> (unit, waveform (S,), truncated) for every unit not done, in plan order.
 
-    groups = [[u] for u in batch] if single else [batch]
-    size = 1 if single else batch_size
-    for group in groups:
-        p, ids, kwargs, noise = _batch_args(params, tokenizer, group, size)
-        with warnings.catch_warnings():      # truncation is recorded per unit
-            warnings.simplefilter("ignore")
-            out = synthesize(p, ids, noise_scale=noise, devices=devices, **kwargs)
-        for i, u in enumerate(group):
-            yield u, out.waveform[i, :int(out.lengths[i])], bool(out.truncated[i])
+    Stage 2 from the kept encodings, through the core's render (synthesize's compiled program).
+    One CPU device: each unit alone at its own frame bucket (exactly `say`'s program and bytes).
+    Otherwise each planned batch whole (a resumed run re-renders the same batches, so the same
+    bytes), at the bucket of its longest unit. The next job is dispatched before the current one's
+    result is read, so the devices keep working while the host writes files."""
+    def jobs():
+        for batch in batches:
+            todo = [u for u in batch if u.id not in done]
+            if not todo:
+                continue
+            if place.single:
+                for u in todo:
+                    encoded, args = u.encoded
+                    frames = min(frame_bucket(u.frames), MAX_FRAMES)
+                    yield [u], args.render(encoded, frames, dtype), frames
+            else:
+                frames = min(frame_bucket(max(u.frames for u in batch)), MAX_FRAMES)
+                args = _Batch(params, batch, batch_size, place)
+                yield batch, args.render(_gather(batch, batch_size, place), frames, dtype), frames
+
+    pending = collections.deque()
+    for job in jobs():
+        pending.append(job)
+        if len(pending) > 1:
+            yield from _finish(*pending.popleft(), done, hop)
+    while pending:
+        yield from _finish(*pending.popleft(), done, hop)
+
+
+def _finish(units: list[Unit], waveform, frames: int, done: set, hop: int):
+    """A dispatched render -> (unit, waveform cut to its frames * hop, truncated) per unit not done.
+    A stage whose (kernel - rate) is odd adds samples past frames * hop (hifigan.output_length);
+    lengths count frames * hop, as transformers' and synthesize's."""
+    waveform = np.asarray(waveform)                                       # (B, >= frames * hop)
+    for i, u in enumerate(units):
+        if u.id not in done:
+            yield u, waveform[i, :min(u.frames, frames) * hop], u.frames > frames

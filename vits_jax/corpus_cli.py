@@ -3,6 +3,7 @@
     vits-jax batch texts.csv --out corpus/ -m ./mms-tts-eng --seed 1 --rate-range 0.9,1.2
     vits-jax batch texts.jsonl --out corpus/ -m ./vctk --speakers random --mix-range 0.2,0.5 --format flac
     vits-jax batch texts.csv --out corpus/ -m ./mms-tts-eng --dry-run     # the plan, from stage 1 only
+    vits-jax batch texts.csv --out corpus/ -m en_US-joe-medium.onnx       # a Piper voice
 
 Running again with the same --out resumes: finished rows are kept, the rest is spoken, and the
 folder ends as an uninterrupted run would have left it (see vits_jax/corpus.py). On a CPU each
@@ -58,7 +59,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("manifest", metavar="MANIFEST", help="a .csv, .tsv or .jsonl file")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier run's)")
     p.add_argument("-m", "--model", required=True,
-                   help="a converted folder, a transformers VITS folder or a hub id")
+                   help="a converted folder, a transformers VITS folder, a Piper voice (.onnx) or a hub id")
     p.add_argument("--seed", type=int, default=0, help="run seed: a row without its own seed gets "
                    "blake2b(seed, id) (default: 0)")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="rows per batch (default: 16)")
@@ -77,6 +78,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         "second's weight drawn in this range)")
     p.add_argument("--devices", type=int, default=None, metavar="N",
                    help="render on the first N local devices (default: all)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="the decoder's compute dtype (bfloat16 for accelerators; default: float32)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (rows, predicted hours, batches) from stage 1 and write nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -87,11 +90,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 def cmd_batch(args) -> int:
     import jax
 
-    from .checkpoint import load
     from .corpus import CorpusError, synthesize_corpus
     from .corpus_manifest import read_manifest
-    from .hub import resolve
-    from .tokenizer import Tokenizer
+    from .speech import load_model
 
     if args.batch_size < 1:
         raise CorpusError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -106,16 +107,12 @@ def cmd_batch(args) -> int:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CorpusError(f"--out {args.out} exists and is not a folder")
     read_manifest(args.manifest)            # a bad manifest fails before the model loads
-    folder = resolve(args.model)
-    if not os.path.isfile(os.path.join(folder, "vocab.json")):
-        raise CorpusError(f"model folder {folder} has no vocab.json (the tokenizer files)")
-    tokenizer = Tokenizer.load(folder)
-    params = load(folder)
+    params, tokenizer = load_model(args.model)   # any voice the library reads (Piper .onnx included)
     summary = synthesize_corpus(
         params, tokenizer, args.manifest, args.out, seed=args.seed, batch_size=args.batch_size,
         audio_format=args.format, speakers=args.speakers, rate_range=args.rate_range,
         noise_range=args.noise_range, noise_duration_range=args.noise_duration_range,
-        mix_range=args.mix_range, devices=devices, dry_run=args.dry_run,
+        mix_range=args.mix_range, devices=devices, dtype=args.dtype, dry_run=args.dry_run,
         progress=not args.no_progress and sys.stderr.isatty())
     print(summary, file=sys.stderr if not args.dry_run else sys.stdout)
     return 0
