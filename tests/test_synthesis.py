@@ -27,8 +27,8 @@ SPEAKERS = 3
 
 def compilation_counts() -> dict[str, int]:
     """Programs compiled so far by each of synthesize's jitted core functions."""
-    programs = {"encode": synthesis._encode_program, "render": synthesis._render_program,
-                "fixed": synthesis._generate_program}
+    programs = {"encode": synthesis.encode_program, "render": synthesis.render_program,
+                "fixed": synthesis.generate_program}
     return {name: fn._cache_size() for name, fn in programs.items()}
 
 

@@ -62,7 +62,7 @@ from .corpus_manifest import ManifestError, Row, Skip, check_rows, read_manifest
 from .speech import is_piper_voice
 # synthesize's compiled programs (the core's encode and render, jitted with the shapes static):
 # sharing them means a corpus unit and `synthesize`/`say` run the same executable.
-from .synthesis import (MAX_FRAMES, MAX_TOKENS, MIN_TOKEN_BUCKET, _encode_program, _render_program, bucket,
+from .synthesis import (MAX_FRAMES, MAX_TOKENS, MIN_TOKEN_BUCKET, encode_program, render_program, bucket,
                         frame_bucket)
 
 __all__ = ["synthesize_corpus", "Summary", "Unit", "plan_units", "unit_seed", "slerp", "CorpusError",
@@ -362,7 +362,7 @@ class _Batch:
             mask[i, :len(u.ids)] = 1
         ids = np.where(mask > 0, ids, 0).astype(np.int32)      # as synthesize: padding never read
         place = lambda x: self.place.batch(x, self.size)
-        return _encode_program(
+        return encode_program(
             self.params, ids=place(ids), attention_mask=place(mask), key=self.key, speaker_id=self.speaker_id,
             speaking_rate=place(np.array([u.rate for u in self.filled], np.float32)),
             noise_scale_duration=place(np.array([u.noise_scale_duration for u in self.filled], np.float32)),
@@ -370,7 +370,7 @@ class _Batch:
 
     def render(self, encoded: core.Encoded, num_frames: int, dtype) -> jax.Array:
         """Stage 2 (dispatched, not waited for) -> waveform (B', num_frames * hop [+ a stage's extra])."""
-        return _render_program(self.params, encoded, self.key, speaker_id=self.speaker_id,
+        return render_program(self.params, encoded, self.key, speaker_id=self.speaker_id,
                                noise_scale=self.noise_scale, prior_noise=None, num_frames=num_frames,
                                dtype=dtype)
 

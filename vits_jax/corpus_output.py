@@ -16,9 +16,9 @@ run killed at any point (SIGKILL included) leaves only complete audio files and 
 from __future__ import annotations
 
 import glob
+import io
 import json
 import os
-import tempfile
 from typing import Iterable
 
 import numpy as np
@@ -36,31 +36,6 @@ def audio_path(out_dir: str, ident: str, audio_format: str) -> str:
     return os.path.join(out_dir, AUDIO_DIR, f"{ident}.{audio_format}")
 
 
-def _atomic_write(path: str, write) -> None:
-    """write(file object) into a hidden temporary beside `path`, fsync, rename over `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_audio(path: str, waveform: np.ndarray, sampling_rate: int, audio_format: str) -> None:
     """waveform (S,) float in [-1, 1] -> 16-bit PCM mono WAV or FLAC at `path`, atomically."""
     if audio_format == "wav":
@@ -68,9 +43,9 @@ def write_audio(path: str, waveform: np.ndarray, sampling_rate: int, audio_forma
         return
     import soundfile  # the [train]/[test] extra; FLAC only
 
-    pcm = audio.to_pcm16(waveform)
-    _atomic_write(path, lambda f: soundfile.write(f, pcm, int(sampling_rate), format="FLAC",
-                                                  subtype="PCM_16"))
+    buffer = io.BytesIO()
+    soundfile.write(buffer, audio.to_pcm16(waveform), int(sampling_rate), format="FLAC", subtype="PCM_16")
+    audio.write_atomic(path, buffer.getvalue())
 
 
 def _line(record: dict) -> bytes:
@@ -115,13 +90,12 @@ def read_records(path: str) -> list[dict]:
 
 def write_jsonl(path: str, records: Iterable[dict]) -> None:
     """Records -> a JSONL file (sorted keys, UTF-8), atomically."""
-    data = b"".join(_line(r) for r in records)
-    _atomic_write(path, lambda f: f.write(data))
+    audio.write_atomic(path, b"".join(_line(r) for r in records))
 
 
 def remove_temporaries(out_dir: str, names: Iterable[str]) -> None:
     """Deletes the hidden temporaries a killed run may have left for these final file names
-    (`.NAME.*.tmp`, the pattern `_atomic_write` and `audio.write_wav` use)."""
+    (`.NAME.*.tmp`, the pattern `audio.write_atomic` uses)."""
     for name in names:
         folder, base = os.path.split(name)
         for tmp in glob.glob(os.path.join(out_dir, folder, f".{glob.escape(base)}.*.tmp")):

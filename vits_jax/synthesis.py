@@ -85,9 +85,9 @@ def frame_bucket(n: int) -> int:
 # ---------------------------------------------------------------------------------------------
 # The compiled programs: the core's functions, jitted with the shapes and the decoder dtype static.
 
-_generate_program = jax.jit(core.generate, static_argnames=("num_frames", "dtype"))
-_encode_program = jax.jit(core.encode)
-_render_program = jax.jit(core.render, static_argnames=("num_frames", "dtype"))
+generate_program = jax.jit(core.generate, static_argnames=("num_frames", "dtype"))
+encode_program = jax.jit(core.encode)
+render_program = jax.jit(core.render, static_argnames=("num_frames", "dtype"))
 _item_keys_program = jax.jit(core.item_keys, static_argnums=1)   # so every program sees (B,) typed keys
 
 
@@ -247,15 +247,15 @@ def _host_durations(durations, t: int, explain=None) -> np.ndarray:
 def _overflow_cause(params, encode_args: dict, t: int, b: int) -> str:
     """Which option made the durations overflow, found by encoding again (error path only, same
     program: the options are traced): with noise_scale_duration 0, then also speaking_rate 1."""
-    items = [int(i) for i in _overflowing(_encode_program(params, **encode_args).durations, t) if i < b]
+    items = [int(i) for i in _overflowing(encode_program(params, **encode_args).durations, t) if i < b]
     rate, noise = encode_args["speaking_rate"], encode_args["noise_scale_duration"]
     values = lambda x: "[" + ", ".join(f"{v:.4g}" for v in np.asarray(x)[items]) + "]"   # noqa: E731
     quiet = dict(encode_args, noise_scale_duration=noise * 0)
     head = f"predicted durations overflow (non-finite or over 2**31 frames) for items {items}"
-    if not _overflowing(_encode_program(params, **quiet).durations, t).size:
+    if not _overflowing(encode_program(params, **quiet).durations, t).size:
         return (f"{head}: noise_scale_duration={values(noise)} is too large (they fit with "
                 "noise_scale_duration=0); lower it")
-    if not _overflowing(_encode_program(params, **dict(quiet, speaking_rate=rate * 0 + 1)).durations, t).size:
+    if not _overflowing(encode_program(params, **dict(quiet, speaking_rate=rate * 0 + 1)).durations, t).size:
         return f"{head}: speaking_rate={values(rate)} is too small; raise it"
     return (f"{head} even at speaking_rate=1 and noise_scale_duration=0: the model's duration "
             "predictor is broken (check its weights)")
@@ -322,7 +322,7 @@ def _render(params, encoded, key, options: dict, num_frames: int, stop_frame: in
     Windows are balanced (k windows of about num / k frames, on the frame grid) so a length just
     over the budget does not decode a nearly empty second window."""
     if num_frames <= RENDER_WINDOW_FRAMES:
-        return _render_program(params, encoded, key, **options, num_frames=num_frames, dtype=dtype)
+        return render_program(params, encoded, key, **options, num_frames=num_frames, dtype=dtype)
     count = -(-stop_frame // RENDER_WINDOW_FRAMES)
     window = min(frame_bucket(-(-stop_frame // count)), RENDER_WINDOW_FRAMES)
     return windows.render_chunked(params, encoded, key, num_frames=num_frames, window_frames=window,
@@ -403,7 +403,7 @@ def predict_durations(params, ids, attention_mask=None, *, key: Optional[jax.Arr
     """
     params, t, b, encode_args, _, _ = _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate,
                                                None, noise_scale_duration, config, None, None, None, None)
-    encoded = _encode_program(params, **encode_args)
+    encoded = encode_program(params, **encode_args)
     explain = lambda: _overflow_cause(params, encode_args, t, b)   # noqa: E731
     return _host_durations(encoded.durations, t, explain)[:b].astype(np.int64)
 
@@ -435,7 +435,7 @@ def encode_checked(params, ids, attention_mask=None, *, key: Optional[jax.Array]
     params, t, b, encode_args, options, _ = _prepare(params, ids, attention_mask, key, speaker_id,
                                                      speaking_rate, noise_scale, noise_scale_duration,
                                                      config, sdp_noise, None, None, None)
-    encoded = _encode_program(params, **encode_args)
+    encoded = encode_program(params, **encode_args)
     return Stage1(params, encoded, _host_durations(encoded.durations, t)[:b], encode_args["key"],
                   options["speaker_id"], options["noise_scale"])
 
@@ -495,12 +495,12 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     key = encode_args["key"]
 
     if max_frames is not None and max_frames <= RENDER_WINDOW_FRAMES and prior_noise is None:
-        out = jax.device_get(_generate_program(params, **encode_args, noise_scale=options["noise_scale"],
+        out = jax.device_get(generate_program(params, **encode_args, noise_scale=options["noise_scale"],
                                                num_frames=max_frames, dtype=dtype))  # one program, one transfer
         frames, waveform = max_frames, out.waveform
         durations = _host_durations(out.durations, t, explain)[:b]
     else:
-        encoded = _encode_program(params, **encode_args)
+        encoded = encode_program(params, **encode_args)
         durations = _host_durations(encoded.durations, t, explain)[:b]    # the one host sync
         item_frames = np.maximum(durations.sum(axis=1), 1).astype(np.int64)
         frames = max_frames or min(frame_bucket(int(item_frames.max())), MAX_FRAMES)
