@@ -143,12 +143,17 @@ class _Warnings:
         import contextlib
         import warnings
 
+        from . import speech
+
         @contextlib.contextmanager
         def scope():
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
                     yield
+                except speech.NothingToSayError:
+                    caught.clear()   # the error names what could not be said; no warning beside it
+                    raise
                 finally:
                     for w in caught:
                         message = " ".join(str(w.message).split())
