@@ -289,14 +289,14 @@ def test_say_refuses_option(models, tmp_path, capsys, argv, message):
 
 @pytest.mark.parametrize("argv", [["--speaker", "1.5"], ["--rate", "fast"], ["--seed", "x"]],
                          ids=["speaker-float", "rate-text", "seed-text"])
-def test_say_usage_errors_exit_2(models, tmp_path, capsys, argv):
-    # argparse's own usage errors: status 2 (the POSIX usage convention), "invalid ... value"
+def test_say_usage_errors_exit_1(models, tmp_path, capsys, argv):
+    # option values argparse cannot parse: an `error:` line naming the value, status 1, as every user error
     out = _output(tmp_path)
     with pytest.raises(SystemExit) as info:
         cli.main(["say", "Hello.", "-m", models["single"], "-o", str(out), *argv])
-    assert info.value.code == 2
+    assert info.value.code == 1
     err = capsys.readouterr().err
-    assert "invalid" in err and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("error: ") and "invalid" in err and "Traceback" not in err
     _assert_untouched(out)
 
 

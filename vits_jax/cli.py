@@ -447,13 +447,23 @@ def cmd_train(args) -> int:
 
 
 # ------------------------------------------------------------------ argument parsing
+class _Parser(argparse.ArgumentParser):
+    """argparse with the command's error convention: a bad option is an `error: ...` line and
+    exit status 1, like every other user error (argparse itself exits 2). Subcommand parsers
+    inherit the class."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(1, f"error: {message} (`{self.prog} -h` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .speech import DEFAULT_BATCH_SIZE, DEFAULT_PAUSE
     from .text import DEFAULT_MAX_TOKENS
     from .voices import describe_default
 
     default_voice = describe_default()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vits-jax", description="VITS / MMS-TTS text-to-speech in JAX.",
         epilog="Run `vits-jax COMMAND -h` for the options of a command.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
