@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import build, calibrated_rate  # noqa: E402
+from common import build, calibrated_rate, median_time  # noqa: E402
 
 TINY = dict(vocab_size=38, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, window_size=2,
             ffn_dim=24, ffn_kernel_size=3, flow_size=8, spectrogram_bins=9, upsample_initial_channel=16,
@@ -29,15 +29,6 @@ TINY = dict(vocab_size=38, hidden_size=16, num_hidden_layers=2, num_attention_he
             duration_predictor_flow_bins=4, duration_predictor_num_flows=2, depth_separable_num_layers=2,
             prior_encoder_num_flows=2, prior_encoder_num_wavenet_layers=2,
             posterior_encoder_num_wavenet_layers=2, wavenet_kernel_size=3)
-
-
-def _timed(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def _snr(reference, other) -> float:
@@ -66,7 +57,7 @@ def jax_rows(name, params, batches, tokens, repeats, deadline, table):
             t = time.perf_counter()
             out = synthesize(params, ids, **kw)
             compile_s = time.perf_counter() - t
-            seconds = _timed(lambda: synthesize(params, ids, **kw), repeats)
+            seconds = median_time(lambda: synthesize(params, ids, **kw), repeats)
             audio = out.lengths.sum() / params.config.sampling_rate
             err = snr = ""
             if dtype == "float32":
@@ -102,7 +93,7 @@ def torch_rows(name, hf, params, batches, tokens, repeats, deadline, table):
                 return out
 
             out = run()
-            seconds = _timed(run, repeats)
+            seconds = median_time(run, repeats)
             audio = float(out.sequence_lengths.sum()) / params.config.sampling_rate
             table.append((name, "transformers", batch, dtype, "eager", f"{audio / seconds:.3g}", "", ""))
 

@@ -85,16 +85,20 @@ def setup_compilation_cache(cache_dir: Optional[str] = None) -> Optional[str]:
 
 
 # ------------------------------------------------------------------ helpers
-def _read_text(text: str) -> str:
-    if text != "-":
-        return text
-    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+def _decode_stdin(data) -> str:
+    """Bytes (or text) read from standard input -> text; not UTF-8 is a user error."""
     if isinstance(data, bytes):
         try:
-            data = data.decode("utf-8-sig")
+            return data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
             raise CliError(f"standard input is not UTF-8 text ({e})") from None
     return data
+
+
+def _read_text(text: str) -> str:
+    if text != "-":
+        return text
+    return _decode_stdin(sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read())
 
 
 def _check_output(path: str, option: str = "-o", example: str = "FILE.wav") -> None:
@@ -286,12 +290,7 @@ def _stdin_lines():
     """Standard input's lines as they arrive (UTF-8)."""
     stream = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
     for line in iter(stream.readline, b"" if stream is not sys.stdin else ""):
-        if isinstance(line, bytes):
-            try:
-                line = line.decode("utf-8-sig")
-            except UnicodeDecodeError as e:
-                raise CliError(f"standard input is not UTF-8 text ({e})") from None
-        yield line
+        yield _decode_stdin(line)
 
 
 def _say_raw(params, tokenizer, text, options, report) -> int:
