@@ -35,7 +35,7 @@ def main():
         runs = [("no cache", ["--no-cache"]), ("first process, empty cache", ["--cache-dir", cache]),
                 ("second process, warm cache", ["--cache-dir", cache])]
         for label, extra in runs:
-            cmd = [sys.executable, "-m", "vits_jax.cli", "say", TEXT, "-m", model, "-o",
+            cmd = [sys.executable, "-m", "vits_jax.app.main", "say", TEXT, "-m", model, "-o",
                    os.path.join(tmp, "out.wav"), "--rate", "0.05", *extra]
             t = time.perf_counter()
             subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)

@@ -35,7 +35,7 @@ def build(seed: int = 0, config_overrides: dict | None = None):
 def calibrated_rate(params, ids, mask) -> float:
     """Speaking rate that gives ~FRAMES_PER_TOKEN frames per token with noise off (random-init
     durations are ~0.1 frame per token); both frameworks then do the same work."""
-    from vits_jax.synthesis import predict_durations
+    from vits_jax.synth.synthesis import predict_durations
 
     durations = np.asarray(predict_durations(params, ids, mask, speaking_rate=1.0, noise_scale_duration=0.0))
     return float(durations.sum() / mask.sum()) / FRAMES_PER_TOKEN

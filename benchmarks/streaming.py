@@ -1,4 +1,4 @@
-"""Time to first audio and total time, streamed (vits_jax.streaming.stream) vs not (synthesize).
+"""Time to first audio and total time, streamed (vits_jax.synth.streaming.stream) vs not (synthesize).
 
     python benchmarks/streaming.py [--repeats 3] [--paragraphs 1,5,20] [--rss-minutes 1,10]
 
@@ -58,7 +58,7 @@ def run_streamed(params, texts, kwargs):
 
 
 def bench_voice(name, params, kwargs, paragraphs, repeats):
-    from vits_jax.synthesis import predict_durations
+    from vits_jax.synth.synthesis import predict_durations
 
     rows = []
     texts_all = sentences(params.config, max(paragraphs), seed=1)

@@ -4,7 +4,8 @@ checkpoint) -> a vits_jax checkpoint folder. Nothing is replaced without --overw
 import argparse
 import sys
 
-from vits_jax.checkpoint import convert_voice
+from vits_jax.app.common import run_command
+from vits_jax.voice.checkpoint import convert_weights
 
 
 def main(argv=None) -> int:
@@ -17,16 +18,12 @@ def main(argv=None) -> int:
     parser.add_argument("--config", metavar="CONFIG", default=None,
                         help="training config.json of an original VITS or Piper checkpoint, when not beside it")
     args = parser.parse_args(argv)
-    try:
-        params = convert_voice(args.src, args.dst, overwrite=args.overwrite, config=args.config)
-    except KeyboardInterrupt:
-        print("error: interrupted; the destination was not changed", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, ImportError) as e:   # bad files, configs, paths, missing packages
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"converted {params.num_parameters():,} parameters -> {args.dst}")
-    return 0
+
+    def body() -> int:
+        params = convert_weights(args.src, args.dst, overwrite=args.overwrite, config=args.config)
+        print(f"converted {params.num_parameters():,} parameters -> {args.dst}")
+        return 0
+    return run_command(body)      # the `vits-jax` error convention: `error:` line, 1; Ctrl-C 130
 
 
 if __name__ == "__main__":

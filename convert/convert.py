@@ -1,4 +1,4 @@
-"""PyTorch / safetensors VITS weights -> Flax param trees, strictly (wrappers over vits_jax.weights).
+"""PyTorch / safetensors VITS weights -> Flax param trees, strictly (wrappers over vits_jax.voice).
 
 `load_state_dict(path)` reads a transformers model folder or weights file (safetensors, or a torch
 pickle read without torch). `to_flax(state_dict, config)` maps transformers names through the table
@@ -13,9 +13,9 @@ from typing import Mapping
 import numpy as np
 
 from vits_jax.config import VitsConfig
-from vits_jax.model import param_shapes
-from vits_jax.weights import TRANSFORMERS, map_weights
-from vits_jax.weights.files import read_weights
+from vits_jax.nn.model import param_shapes
+from vits_jax.voice import TRANSFORMERS, map_weights
+from vits_jax.voice.files import read_weights
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ from conftest import assert_close, hf_model, small_config, state_dict_numpy, to_
 
 from convert import to_flax
 from vits_jax import VitsConfig
-from vits_jax.attention import (VitsAttention, absolute_to_relative, relative_embeddings,
+from vits_jax.nn.attention import (VitsAttention, absolute_to_relative, relative_embeddings,
                                 relative_to_absolute)
 
 

@@ -26,9 +26,12 @@ import numpy as np
 import pytest
 from conftest import hf_model, small_config
 
-from vits_jax import cli, core, load, save, speech
-from vits_jax.checkpoint import DestinationError, convert_voice
-from vits_jax.synthesis import MAX_TOKENS, predict_durations, synthesize
+from vits_jax.app import main as cli
+from vits_jax.app import common
+from vits_jax import core, load, save
+from vits_jax.synth import speech
+from vits_jax.voice.checkpoint import DestinationError, convert_weights
+from vits_jax.synth.synthesis import MAX_TOKENS, predict_durations, synthesize
 from vits_jax.tokenizer import Tokenizer, UnknownCharactersError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
@@ -53,7 +56,7 @@ def models(tmp_path_factory):
     multi = _save(hf_model(4, **small_config(vocab_size=38, num_speakers=3, speaker_embedding_size=4)),
                   root / "multi")
     converted = str(root / "converted")
-    convert_voice(single, converted)
+    convert_weights(single, converted)
     return {"single": single, "multi": multi, "converted": converted, "params": load(single),
             "multi_params": load(multi), "tok": Tokenizer.load(single)}
 
@@ -242,7 +245,7 @@ def test_numbers_are_spoken_with_expand_numbers(models):
 def test_a_very_long_word_is_split_within_the_limit(models):
     # one 20,000-letter "word": split between letters, nothing lost, each piece within max_tokens
     # (the splitter is linear: this took minutes when it was quadratic)
-    from vits_jax.text import split_text
+    from vits_jax.tokenizer.sentences import split_text
 
     word = "abcdefghij" * 2000
     count = lambda s: len(models["tok"].tokenize(s))   # noqa: E731
@@ -322,7 +325,7 @@ def test_say_refuses_unusable_outputs_before_any_work(models, tmp_path, capsys, 
     def no_work(*args, **kwargs):
         raise AssertionError("the model was opened before the output path was checked")
 
-    monkeypatch.setattr(speech, "open_model", no_work)
+    monkeypatch.setattr(voicemod, "locate", no_work)
     out = _output(tmp_path)
     _cli_error(["say", "Hello.", "-m", models["single"], "-o", make(tmp_path), "--no-cache"], capsys, message)
     _assert_untouched(out)
@@ -453,7 +456,7 @@ def test_bad_tokenizer_files(models, tmp_path, capsys, spoil, message):
 
 
 def test_missing_models_are_named(tmp_path, capsys, monkeypatch):
-    from vits_jax import hub
+    from vits_jax.voice import hub
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -509,7 +512,7 @@ def test_convert_never_replaces_what_it_did_not_write(models, tmp_path, capsys, 
         assert _convert_main([str(src), str(dst), "--overwrite"], capsys) == 1
         assert "not a vits-jax checkpoint" in capsys.readouterr().err
     with pytest.raises(DestinationError):
-        convert_voice(str(src), str(dst))
+        convert_weights(str(src), str(dst))
     assert _snapshot(tmp_path) == before                        # nothing deleted, written or left
     if where in ("unrelated-folder", "source-itself", "checkpoint-without-overwrite"):   # so does vits-jax
         _cli_error(["convert", str(src), str(dst)], capsys)
@@ -565,7 +568,7 @@ def test_process_exit_status_and_ctrl_c(models, tmp_path):
     """As a real process: invalid UTF-8 bytes on standard input exit 1 with one `error:` line;
     Ctrl-C while it waits on standard input exits 130; the output is untouched by both."""
     out = _output(tmp_path)
-    exe = [sys.executable, "-m", "vits_jax.cli", "say", "-", "-m", models["single"], "-o", str(out), "--no-cache"]
+    exe = [sys.executable, "-m", "vits_jax", "say", "-", "-m", models["single"], "-o", str(out), "--no-cache"]
     proc = subprocess.run(exe, input=b"caf\xe9 \x00\xff", capture_output=True, cwd=ROOT, env=_env(), timeout=120)
     err = proc.stderr.decode()
     assert proc.returncode == 1 and err.startswith("error: standard input is not UTF-8") and "Traceback" not in err
@@ -583,7 +586,7 @@ def test_process_exit_status_and_ctrl_c(models, tmp_path):
     err = proc.stderr.read().decode()
     proc.stderr.close()
     # 130; or, rarely under load, main's "interrupted" and then an end by SIGINT itself, which a
-    # shell reports as 130 too (a redelivered SIGINT after main returned; see cli._Interrupt)
+    # shell reports as 130 too (a redelivered SIGINT after main returned; see common.Interrupt)
     assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
     assert "interrupted" in err and "Traceback" not in err, (proc.returncode, err)
     _assert_untouched(out)

@@ -20,7 +20,12 @@ import numpy as np
 import pytest
 from conftest import hf_model, small_config
 
-from vits_jax import audio, cli, speech, text, voices
+from vits_jax.synth import audio, speech
+from vits_jax.synth import voice as voicemod
+from vits_jax.app import main as cli
+from vits_jax.app import common
+from vits_jax.tokenizer import sentences as text
+from vits_jax.voice import default as voices
 from vits_jax.tokenizer import Tokenizer
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
@@ -61,7 +66,7 @@ def _env(cache_dir, **extra):
 
 def _run(args, cache_dir, *, stdin=None, env=None, script=False):
     exe = [os.path.join(os.path.dirname(sys.executable), "vits-jax")] if script else \
-        [sys.executable, "-m", "vits_jax.cli"]
+        [sys.executable, "-m", "vits_jax"]
     return subprocess.run(exe + list(args), input=stdin, capture_output=True, cwd=ROOT,
                           env=env or _env(cache_dir), timeout=120)
 
@@ -177,11 +182,11 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("VITS_JAX_CACHE_DIR", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert cli.default_cache_dir() == os.path.join(str(tmp_path), ".cache", "vits-jax", "jax")
+    assert common.default_cache_dir() == os.path.join(str(tmp_path), ".cache", "vits-jax", "jax")
     monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
-    assert cli.default_cache_dir() == "/xdg/vits-jax/jax"
+    assert common.default_cache_dir() == "/xdg/vits-jax/jax"
     monkeypatch.setenv("VITS_JAX_CACHE_DIR", "/elsewhere")
-    assert cli.default_cache_dir() == "/elsewhere"
+    assert common.default_cache_dir() == "/elsewhere"
 
 
 # ------------------------------------------------------------------ the command, in process
@@ -196,7 +201,7 @@ def test_say_seeds_rate_and_format(models, tmp_path):
     assert out["a"].read_bytes() == out["a2"].read_bytes()      # same seed (0 is the default)
     assert out["a"].read_bytes() != out["seed1"].read_bytes()   # different seed
     assert _wav(out["slow"])[1].size > a.size                    # half the rate: longer
-    params, tok = speech.load_model(models["single"])
+    params, tok = voicemod.load_model(models["single"])
     said = speech.speak(params, tok, THREE, seed=0, batch_size=2)
     assert out["a"].read_bytes() == audio.wav_bytes(said.waveform, 16000)
 
@@ -262,7 +267,7 @@ def test_convert_then_say_gives_the_same_wav(models, tmp_path, capsys):
 def test_info(models, capsys):
     assert cli.main(["info", models["multi"]]) == 0
     out = capsys.readouterr().out
-    params, tok = speech.load_model(models["multi"])
+    params, tok = voicemod.load_model(models["multi"])
     assert f"{params.num_parameters():,}" in out
     for line in ("sampling rate: 16000 Hz", "speakers:      3", "vocab size:    38",
                  "format:        transformers (model.safetensors)"):
@@ -295,7 +300,7 @@ def test_stdin_to_stdout_matches_in_process(models, cache_dir, tmp_path):
     proc = _run(["say", "-", "-m", models["single"], "-o", "-"], cache_dir, stdin=THREE.encode())
     assert proc.returncode == 0, proc.stderr.decode()
     assert os.listdir(cache_dir)                          # via $VITS_JAX_CACHE_DIR
-    params, tok = speech.load_model(models["single"])
+    params, tok = voicemod.load_model(models["single"])
     said = speech.speak(params, tok, THREE, seed=0, batch_size=2)      # any batch size: same audio
     assert proc.stdout == audio.wav_bytes(said.waveform, 16000)
     rate, pcm = _wav(io.BytesIO(proc.stdout))
@@ -320,7 +325,7 @@ def test_process_errors_are_clean_and_leave_the_output_alone(models, cache_dir, 
 
 def test_missing_relative_folder_is_named_as_such(tmp_path, monkeypatch):
     # "models/mine" reads as a hub id too; offline the message must still say it is no local folder.
-    from vits_jax import hub
+    from vits_jax.voice import hub
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -364,7 +369,7 @@ def test_say_normalize_option(models, tmp_path):
     assert _say([THREE, "-m", models["single"], "-o", str(off), "--no-normalize"]) == 0
     assert _say([THREE, "-m", models["single"], "-o", str(loud), "--normalize"]) == 0
     assert plain.read_bytes() == off.read_bytes()            # MMS voices: unchanged by default
-    params, tok = speech.load_model(models["single"])
+    params, tok = voicemod.load_model(models["single"])
     said = speech.speak(params, tok, THREE, seed=0, batch_size=2, normalize=True)
     assert loud.read_bytes() == audio.wav_bytes(said.waveform, 16000)
     pcm = _wav(loud)[1]
@@ -379,8 +384,8 @@ def test_unusable_output_paths_are_refused_before_any_work(models, tmp_path, mon
     def no_work(*args, **kwargs):
         raise AssertionError("the model was opened before the output path was checked")
 
-    monkeypatch.setattr(speech, "open_model", no_work)
-    monkeypatch.setattr(speech, "open_tokenizer", no_work)
+    monkeypatch.setattr(voicemod, "locate", no_work)
+    monkeypatch.setattr(voicemod, "open_tokenizer", no_work)
     afile = tmp_path / "afile.txt"
     afile.write_text("x")
     fifo = tmp_path / "pipe.wav"
@@ -420,7 +425,7 @@ def test_ctrl_c_at_any_moment_exits_130_and_leaves_the_output_alone(models, cach
 
     out = tmp_path / "out.wav"
     out.write_bytes(b"keep me")
-    exe = [sys.executable, "-m", "vits_jax.cli", "say", "-", "-m", models["single"], "-o", str(out),
+    exe = [sys.executable, "-m", "vits_jax", "say", "-", "-m", models["single"], "-o", str(out),
            "--no-cache"]
     # (seconds after standard input is closed; None: while the command waits on standard input)
     for delay in (None, 0.0, 0.3, 1.0, 2.5):

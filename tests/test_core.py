@@ -17,8 +17,8 @@ from conftest import assert_close, hf_model, small_config, state_dict_numpy
 
 from convert import to_flax
 from vits_jax import Encoded, GenerateOutput, VitsConfig, VitsParams, encode, generate, render, synthesize
-from vits_jax.core import PRIOR_STREAM, positional_normal
-from vits_jax.synthesis import predict_durations
+from vits_jax.core.stages import PRIOR_STREAM, positional_normal
+from vits_jax.synth.synthesis import predict_durations
 
 FRAMES = 160
 RATE = None          # set by the fixture: the rate giving ~6 frames per token (random init: ~0.1)

@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 from conftest import hf_model, small_config
 
-from vits_jax import Tokenizer, audio, load
-from vits_jax import corpus, corpus_cli, corpus_output
-from vits_jax.corpus_manifest import ManifestError, check_id, check_rows, read_manifest
-from vits_jax.synthesis import frame_bucket, synthesize
+from vits_jax import Tokenizer, load
+from vits_jax.synth import audio
+from vits_jax.synth import corpus, corpus_output
+from vits_jax.app import batch as corpus_cli
+from vits_jax.synth.corpus_manifest import ManifestError, check_id, check_rows, read_manifest
+from vits_jax.synth.synthesis import frame_bucket, synthesize
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -228,7 +230,7 @@ def test_simulated_processes_merge_to_the_single_process_result(model, tmp_path)
         if p == 1:
             assert os.path.exists(tmp_path / "two" / "manifest.1.jsonl")
             assert not os.path.exists(tmp_path / "two" / "manifest.jsonl")
-    assert calls == ["vits_jax.corpus.done"] * 2 and sum(shares) == 8 and min(shares) > 0
+    assert calls == ["vits_jax.synth.corpus.done"] * 2 and sum(shares) == 8 and min(shares) > 0
     assert _tree(tmp_path / "two") == _tree(tmp_path / "one")     # shards merged and removed
 
 
@@ -251,8 +253,9 @@ import json, os, sys
 import jax, numpy as np
 from jax.sharding import Mesh
 assert jax.local_device_count() == 4, jax.devices()
-from vits_jax import Tokenizer, audio, load
-from vits_jax.corpus import synthesize_corpus
+from vits_jax import Tokenizer, load
+from vits_jax.synth import audio
+from vits_jax.synth.corpus import synthesize_corpus
 
 folder, manifest, root = sys.argv[1:4]
 params, tokenizer = load(folder), Tokenizer.load(folder)
@@ -321,7 +324,7 @@ def test_four_devices_then_sigkill_and_resume(model, tmp_path, accelerator_scrip
     worst = float(proc.stdout.rsplit(":", 1)[1])
     assert worst <= 1, proc.stdout          # at most one step of the 16-bit PCM (float round-off)
 
-    cmd = [sys.executable, "-m", "vits_jax.corpus_cli", "batch", str(manifest), "-m", folder, "--seed", "3",
+    cmd = [sys.executable, "-m", "vits_jax", "batch", str(manifest), "-m", folder, "--seed", "3",
            "--rate-range", "2.0,2.5", "--noise-duration-range", "0,0.2", "--mix-range", "0,0.6",
            "--speakers", "random", "--devices", "1", "--no-progress", "--out", str(tmp_path / "killed")]
     out = tmp_path / "killed"

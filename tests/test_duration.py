@@ -7,7 +7,7 @@ from conftest import assert_close, hf_model, ncw, nwc, small_config, state_dict_
 
 from convert import to_flax
 from vits_jax import VitsConfig
-from vits_jax.duration import (VitsConvFlow, VitsDilatedDepthSeparableConv, VitsDurationPredictor,
+from vits_jax.nn.duration import (VitsConvFlow, VitsDilatedDepthSeparableConv, VitsDurationPredictor,
                                VitsElementwiseAffine, VitsStochasticDurationPredictor)
 
 

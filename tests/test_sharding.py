@@ -15,7 +15,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 jax.config.update("jax_default_matmul_precision", "highest")
 assert jax.local_device_count() == 4, jax.devices()
 from vits_jax import VitsConfig, VitsParams, generate, init_params, synthesize
-from vits_jax import sharding
+from vits_jax.core import sharding
 from conftest import SMALL
 
 cfg = VitsConfig.from_dict(dict(SMALL, num_speakers=3, speaker_embedding_size=4))

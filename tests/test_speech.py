@@ -15,9 +15,10 @@ import pytest
 from conftest import hf_model, small_config
 
 import vits_jax
-from vits_jax import audio, speech
-from vits_jax.progress import progress_bar
-from vits_jax.synthesis import synthesize
+from vits_jax.synth import audio, speech
+from vits_jax.synth import voice as voicemod
+from vits_jax.synth.progress import progress_bar
+from vits_jax.synth.synthesis import synthesize
 from vits_jax.tokenizer import Tokenizer
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
@@ -33,7 +34,7 @@ def model(tmp_path_factory):
     hf_model(3, **small_config(vocab_size=38)).save_pretrained(folder)
     for name in TOKENIZER_FILES:
         shutil.copy(os.path.join(FIXTURES, name), folder)
-    return speech.load_model(str(folder))
+    return voicemod.load_model(str(folder))
 
 
 class PiperLike:

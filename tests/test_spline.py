@@ -8,7 +8,7 @@ import torch
 from conftest import assert_close, to_torch
 from transformers.models.vits.modeling_vits import _unconstrained_rational_quadratic_spline as hf_spline
 
-from vits_jax.spline import unconstrained_rational_quadratic_spline as spline
+from vits_jax.nn.spline import unconstrained_rational_quadratic_spline as spline
 
 BINS = 10
 TAIL = 5.0

@@ -19,9 +19,11 @@ from conftest import small_config
 
 import vits_jax
 from vits_jax import VitsConfig, VitsModel, VitsParams, core, synthesize
-from vits_jax import hifigan, streaming, windows
-from vits_jax.model import param_shapes
-from vits_jax.synthesis import encode_checked, predict_durations
+from vits_jax.nn import hifigan
+from vits_jax.synth import streaming
+from vits_jax.core import windows
+from vits_jax.nn.model import param_shapes
+from vits_jax.synth.synthesis import encode_checked, predict_durations
 
 FRAMES_PER_TOKEN = 6
 TOL = 1e-6

@@ -18,8 +18,8 @@ from conftest import NoiseRecorder, assert_close, hf_model, small_config, state_
 
 from convert import to_flax
 from vits_jax import SynthesisOutput, VitsConfig, VitsParams, init_params, synthesize
-from vits_jax import synthesis
-from vits_jax.synthesis import MAX_TOKENS, bucket, frame_bucket, predict_durations
+from vits_jax.synth import synthesis
+from vits_jax.synth.synthesis import MAX_TOKENS, bucket, frame_bucket, predict_durations
 
 FRAMES_PER_TOKEN = 6
 SPEAKERS = 3
@@ -346,7 +346,7 @@ def test_odd_kernel_minus_rate_batch_equals_single():
 def test_long_items_render_in_exact_windows(tiny, monkeypatch):
     """Past RENDER_WINDOW_FRAMES (set small here) items render in windows: the same samples as one
     program, per item (the CPU batch path) and with max_frames (cut items, a huge max_frames)."""
-    from vits_jax import windows
+    from vits_jax.core import windows
 
     ids = np.array([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 0, 0, 0, 0, 0]])
     mask = (ids > 0).astype(np.int32)

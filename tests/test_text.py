@@ -1,10 +1,10 @@
-"""vits_jax.text: sentence splitting and long-piece cutting, including its linear cost."""
+"""vits_jax.tokenizer.sentences: sentence splitting and long-piece cutting, including its linear cost."""
 
 import time
 
 import pytest
 
-from vits_jax.text import split_long, split_sentences, split_text
+from vits_jax.tokenizer.sentences import split_long, split_sentences, split_text
 
 
 def test_sentences_and_abbreviations():

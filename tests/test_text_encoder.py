@@ -8,7 +8,7 @@ from conftest import assert_close, hf_model, small_config, state_dict_numpy, to_
 
 from convert import to_flax
 from vits_jax import VitsConfig
-from vits_jax.text_encoder import VitsEncoderLayer, VitsFeedForward, VitsTextEncoder
+from vits_jax.nn.text_encoder import VitsEncoderLayer, VitsFeedForward, VitsTextEncoder
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import hf_model, small_config
 
-from vits_jax import speech, timings
+from vits_jax.synth import speech, timings
+from vits_jax.synth import voice as voicemod
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -24,7 +25,7 @@ def said(tmp_path_factory):
     hf_model(3, **small_config(vocab_size=38)).save_pretrained(folder)
     for name in TOKENIZER_FILES:
         shutil.copy(os.path.join(FIXTURES, name), folder)
-    params, tok = speech.load_model(str(folder))
+    params, tok = voicemod.load_model(str(folder))
     # seed 0, batches of 2: the programs test_cli.py compiled for THREE on this model serve here
     return speech.speak(params, tok, THREE, seed=0, batch_size=2, pause=0.25), tok
 

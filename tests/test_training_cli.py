@@ -12,7 +12,7 @@ import pytest
 from conftest import TRAIN_TINY, hf_model, speech_clip
 
 import vits_jax
-from vits_jax import cli
+from vits_jax.app import main as cli
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 TEXTS = ["hello there", "a short test", "good morning"]

@@ -146,7 +146,7 @@ def test_one_wav_reader_with_soundfiles_scale(tmp_path):
     audio.write_wav writes reads back within 1/32768."""
     import soundfile
 
-    from vits_jax import audio
+    from vits_jax.synth import audio
     from vits_jax.training import data
 
     assert data.read_audio is audio.read_audio and data.resample is audio.resample

@@ -7,7 +7,7 @@ import pytest
 from conftest import small_config
 
 from vits_jax import VitsConfig, VitsModel, init_params
-from vits_jax import alignment as alignment_lib
+from vits_jax.nn import alignment as alignment_lib
 from vits_jax.training.generator import generator_forward
 from vits_jax.training.mas import gaussian_log_likelihood, maximum_path
 

@@ -16,7 +16,7 @@ import torch
 from conftest import TRAIN_TINY
 
 from vits_jax import Tokenizer, VitsConfig
-from vits_jax.model import param_shapes
+from vits_jax.nn.model import param_shapes
 from vits_jax.training.data import Batches, load_dataset
 from vits_jax.training.discriminators import DiscriminatorConfig, discriminator_shapes
 from vits_jax.training.spectrogram import SpectrogramConfig

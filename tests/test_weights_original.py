@@ -17,12 +17,12 @@ from conftest import FRAMES_PER_TOKEN, assert_close
 
 import vits_jax
 from vits_jax import VitsParams
-from vits_jax.model import VitsModel
+from vits_jax.nn.model import VitsModel
 from vits_jax.training.discriminators import DiscriminatorConfig, init_discriminator
 from vits_jax.training.spectrogram import SpectrogramConfig
 from vits_jax.training.step import Batch, TrainConfig, TrainState, make_train_step
-from vits_jax.weights import ConversionError, InferenceOnlyError, check_trainable
-from vits_jax.weights.sources import SourceError
+from vits_jax.voice import ConversionError, InferenceOnlyError, check_trainable
+from vits_jax.voice.sources import SourceError
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -160,7 +160,7 @@ def test_piper_lightning_checkpoint_and_conversion_round_trip(original, tmp_path
     assert params.config == reference.config
     got, want = _leaves(params.tree), _leaves(reference.tree)
     assert set(got) == set(want) and all(np.array_equal(got[k], want[k]) for k in got)
-    vits_jax.convert_voice(tmp_path / "last.ckpt", tmp_path / "converted")
+    vits_jax.convert_weights(tmp_path / "last.ckpt", tmp_path / "converted")
     back = vits_jax.load(tmp_path / "converted")
     assert back.config == params.config
     for a, b in zip(jax.tree.leaves(back.tree), jax.tree.leaves(params.tree)):
@@ -189,7 +189,7 @@ def test_missing_hyper_parameter_is_named_never_guessed(original, tmp_path):
 def test_inference_only_voice_converts_and_refuses_to_train(original, voice, tmp_path):
     m, folder = original
     path, params = voice
-    vits_jax.convert_voice(path, tmp_path / "converted", config=str(folder / "config.json"))
+    vits_jax.convert_weights(path, tmp_path / "converted", config=str(folder / "config.json"))
     back = vits_jax.load(tmp_path / "converted")
     assert jax.tree.structure(back.tree) == jax.tree.structure(params.tree)
     with pytest.raises(InferenceOnlyError, match="(?s)inference weights only.*full checkpoint"):

@@ -4,7 +4,7 @@ ResBlock2 decoders, both duration predictors) and the mapper's report of trainin
 import numpy as np
 import pytest
 
-from vits_jax.weights import ORIGINAL_VITS, TRANSFORMERS, ConversionError, map_weights
+from vits_jax.voice import ORIGINAL_VITS, TRANSFORMERS, ConversionError, map_weights
 
 
 @pytest.mark.parametrize("source, flax", [

@@ -1,4 +1,4 @@
-"""torch.save files read without torch (vits_jax.weights.torch_pickle / files) against torch.load,
+"""torch.save files read without torch (vits_jax.voice.torch_pickle / files) against torch.load,
 and the files it must refuse: code in the pickle, non-tensor payloads, garbage, truncation."""
 
 import collections
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from vits_jax.weights.files import read_weights
-from vits_jax.weights.torch_pickle import UnsafeFileError
+from vits_jax.voice.files import read_weights
+from vits_jax.voice.torch_pickle import UnsafeFileError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -155,7 +155,7 @@ def test_garbage_empty_and_truncated_files(tmp_path):
 
 def test_reading_needs_no_torch(tmp_path):
     torch.save(_tensors(), tmp_path / "s.pth")
-    code = ("import sys; from vits_jax.weights.files import read_weights; "
+    code = ("import sys; from vits_jax.voice.files import read_weights; "
             "sd = read_weights(sys.argv[1]); assert 'torch' not in sys.modules; print(len(sd))")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.pth")], cwd=ROOT,
                           capture_output=True, text=True)

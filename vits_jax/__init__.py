@@ -8,18 +8,21 @@ import importlib
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "VitsParams": "checkpoint", "load": "checkpoint", "save": "checkpoint", "convert_voice": "checkpoint",
+    "Voice": "synth.voice",
+    "VitsParams": "core.params", "load": "voice.checkpoint", "save": "voice.checkpoint",
+    "convert_weights": "voice.checkpoint", "convert_voice": "voice.checkpoint",
     "VitsConfig": "config",
-    "VitsModel": "model", "init_params": "model",
-    "Encoded": "core", "GenerateOutput": "core", "encode": "core", "generate": "core", "render": "core",
-    "SynthesisOutput": "synthesis", "synthesize": "synthesis",
+    "VitsModel": "nn.model", "init_params": "nn.model",
+    "Encoded": "core.stages", "GenerateOutput": "core.stages", "encode": "core.stages",
+    "generate": "core.stages", "render": "core.stages",
+    "SynthesisOutput": "synth.synthesis", "synthesize": "synth.synthesis",
     "Tokenizer": "tokenizer",
-    "Speech": "speech", "speak": "speech",
-    "stream": "streaming",
+    "Speech": "synth.speech", "speak": "synth.speech",
+    "stream": "synth.streaming",
 }
 
-__all__ = ["VitsConfig", "VitsModel", "VitsParams", "init_params", "load", "save", "convert_voice",
-           "Encoded", "GenerateOutput", "encode", "generate", "render",
+__all__ = ["Voice", "VitsConfig", "VitsModel", "VitsParams", "init_params", "load", "save", "convert_weights",
+           "convert_voice", "Encoded", "GenerateOutput", "encode", "generate", "render",
            "SynthesisOutput", "synthesize", "Tokenizer", "Speech", "speak", "stream"]
 __version__ = "0.1.0"
 

@@ -8,7 +8,9 @@ a Piper ``phoneme_id_map`` with pads). Two tokenizers share one call contract (`
     normalize.py    casing, vocabulary filter, diacritic folding, unknown-character reports
     numbers.py      num2words expansion        romanize.py   uroman
     phonemize.py    phonemizer (MMS)           espeak.py     libespeak-ng clauses via ctypes
-    locate.py       where a voice's tokenizer files are     base.py   batching, shared API
+    sentences.py    long text -> sentence-sized pieces          base.py   batching, shared API
+
+Where a voice's tokenizer files are is decided by `vits_jax.voice.sources.tokenizer_location`.
 """
 
 from .base import TokenizerBase

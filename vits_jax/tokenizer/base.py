@@ -8,11 +8,11 @@ Shapes: ``tok(texts)`` -> two ``int32`` arrays ``(B, T)``, ``T`` the longest ite
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Optional, Iterable, Sequence
 
 import numpy as np
 
-from ..text import DEFAULT_MAX_TOKENS, split_text
+from .sentences import DEFAULT_MAX_TOKENS, split_text
 
 __all__ = ["TokenizerBase", "preview", "spans_from_positions"]
 
@@ -44,6 +44,24 @@ class TokenizerBase:
         marks, then spaces (`vits_jax.text.split_text` with this tokenizer's counts)."""
         return split_text(text, max_tokens, count=lambda s: len(self.tokenize(s)))
 
+    def encode_pieces(self, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[tuple[str, list[int]]]:
+        """Text -> [(piece, ids)] in reading order: `split_sentences`' pieces, each tokenized once;
+        pieces with nothing to say (e.g. "...") are dropped. A piece the caller asked to refuse
+        (`on_unknown="error"`) still raises."""
+        from .normalize import UnknownCharactersError
+
+        out = []
+        for piece in self.split_sentences(text, max_tokens):
+            try:
+                ids = self.encode(piece)
+            except UnknownCharactersError:
+                raise
+            except ValueError:        # nothing to say in this piece
+                continue
+            if ids:
+                out.append((piece, ids))
+        return out
+
     def __call__(self, texts: str | Sequence[str], *, pad_to_multiple_of: int | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Encode a string or a batch of strings.
@@ -67,12 +85,19 @@ class TokenizerBase:
                 raise ValueError(f"pad_to_multiple_of must be positive, got {pad_to_multiple_of}")
             m = int(pad_to_multiple_of)
             max_len = -(-max_len // m) * m
-        ids = np.full((len(encoded), max_len), self.padding_id, dtype=np.int32)
-        mask = np.zeros((len(encoded), max_len), dtype=np.int32)
-        for row, e in enumerate(encoded):
-            ids[row, : len(e)] = e
-            mask[row, : len(e)] = 1
-        return ids, mask
+        return pad_ids(encoded, self.padding_id, max_len)
+
+
+def pad_ids(sequences, padding_id: int, width: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Id sequences -> right-padded (ids (B, W) int32, mask (B, W) int32), W = `width` or the
+    longest sequence. The one padding helper: tokenizers, speak and corpus synthesis use it."""
+    width = max(len(e) for e in sequences) if width is None else int(width)
+    ids = np.full((len(sequences), width), padding_id, dtype=np.int32)
+    mask = np.zeros((len(sequences), width), dtype=np.int32)
+    for row, e in enumerate(sequences):
+        ids[row, : len(e)] = e
+        mask[row, : len(e)] = 1
+    return ids, mask
 
 
 def spans_from_positions(words: list[tuple[str, int, int]], positions: list[int]

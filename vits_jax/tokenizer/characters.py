@@ -41,14 +41,15 @@ import json
 import os
 from typing import Any, Iterable, Mapping
 
-from ..text import DEFAULT_MAX_TOKENS, split_text
+from .sentences import DEFAULT_MAX_TOKENS, split_text
 from .base import TokenizerBase, preview, spans_from_positions
-from .locate import locate
 from .normalize import ON_UNKNOWN, filter_vocabulary, lowercase_keeping, report
 from .numbers import expand_numbers as _expand_numbers, number_language
 from .phonemize import phonemize as _phonemize
 from .piper import PiperTokenizer
 from .romanize import romanize
+from ..voice.hub import resolve
+from ..voice.sources import tokenizer_location
 from .vocabulary import SPECIAL_TOKEN_KEYS, Vocabulary, token_content
 
 __all__ = ["Tokenizer"]
@@ -146,7 +147,7 @@ class Tokenizer(TokenizerBase):
     @classmethod
     def load(cls, path: str | os.PathLike, **overrides: Any) -> "TokenizerBase":
         """Load a voice's tokenizer: a checkpoint folder holding ``vocab.json`` (+
-        ``tokenizer_config.json``), a hub id (``vits_jax.hub.resolve``), or a Piper voice (a
+        ``tokenizer_config.json``), a hub id (``vits_jax.voice.hub.resolve``), or a Piper voice (a
         ``voice.onnx`` with its ``.onnx.json``, the ``.onnx.json`` itself, a folder holding one
         ``*.onnx.json``, or a converted folder holding ``piper.json``), which gives a
         `PiperTokenizer`.
@@ -157,7 +158,10 @@ class Tokenizer(TokenizerBase):
         the config has an ``added_tokens_decoder``; a legacy ``added_tokens.json`` is read in that
         case too.
         """
-        kind, path = locate(path)
+        path = os.fspath(path)
+        if not os.path.exists(path) and not path.endswith((".onnx", ".json")):
+            path = resolve(path)        # a hub id; offline this raises hub's message
+        kind, path = tokenizer_location(path)
         if kind == "piper":
             return PiperTokenizer.load(path, **overrides)
         vocab = _read_json(os.path.join(path, "vocab.json"))

@@ -22,7 +22,7 @@ import re
 import unicodedata
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..text import DEFAULT_MAX_TOKENS, split_long
+from .sentences import DEFAULT_MAX_TOKENS, split_long
 from . import espeak
 from .base import TokenizerBase, preview
 from .normalize import ON_UNKNOWN, report
@@ -274,6 +274,23 @@ class PiperTokenizer(TokenizerBase):
                 out.append(piece)
             else:
                 out.extend(split_long(piece, max_tokens, count=lambda s: len(self.tokenize(s))))
+        return out
+
+    def encode_pieces(self, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[tuple[str, list[int]]]:
+        """Piper's sentences with their ids from ONE espeak-ng pass over the whole text, as Piper
+        synthesizes them (`split_sentences`' pieces; only a sentence longer than `max_tokens`
+        is cut and its parts phonemized again). Sentences without phonemes are dropped."""
+        if self.phoneme_type == "espeak" and "[[" in text:      # raw phoneme blocks: piece by piece
+            return super().encode_pieces(text, max_tokens)
+        out: list[tuple[str, list[int]]] = []
+        for phonemes, start, end in self._sentences(text):
+            piece = " ".join(text[start:end].split())
+            if not piece or not phonemes:
+                continue
+            if 2 * len(phonemes) + 3 <= max_tokens:
+                out.append((piece, self.phonemes_to_ids(phonemes, text=piece)))
+            else:
+                out.extend(super().encode_pieces(piece, max_tokens))
         return out
 
     def encode_words(self, text: str) -> tuple[list[int], list[tuple[str, int, int]]]:

@@ -7,7 +7,7 @@ One import path for the pieces, each in the file named after its concern:
   ../audio.py   audio reading (`read_audio`) and resampling (`resample`)
 """
 
-from ..audio import read_audio, resample
+from ..synth.audio import read_audio, resample
 from .batches import Batches
 from .dataset import Dataset, Example, load_dataset
 from .manifest import read_manifest

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..audio import read_audio, resample
+from ..synth.audio import read_audio, resample
 from .manifest import read_manifest
 
 __all__ = ["Example", "Dataset", "load_dataset"]

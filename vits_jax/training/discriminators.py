@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..layers import leaky_relu
-from ..weights.files import read_weights
-from ..weights.mapper import map_weights
-from ..weights.tables import DISCRIMINATOR
+from ..nn.layers import leaky_relu
+from ..voice.files import read_weights
+from ..voice.mapper import map_weights
+from ..voice.tables import DISCRIMINATOR
 
 
 @dataclasses.dataclass(frozen=True)

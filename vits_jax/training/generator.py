@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from ..config import VitsConfig
-from ..model import VitsModel
+from ..nn.model import VitsModel
 from . import losses
 from .mas import gaussian_log_likelihood, maximum_path
 from .segments import random_starts, slice_segments

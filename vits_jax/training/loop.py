@@ -35,8 +35,8 @@ from typing import Callable, Optional
 import jax
 import numpy as np
 
-from ..checkpoint import VitsParams, save
-from ..progress import progress_bar
+from ..voice.checkpoint import VitsParams, save
+from ..synth.progress import progress_bar
 from .checkpoints import TrainCheckpoints
 from .data import Batches, load_dataset
 from .discriminators import DiscriminatorConfig, init_discriminator, load_discriminator
@@ -184,11 +184,11 @@ class _Log:
 
 
 def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> RunResult:
-    from ..speech import speak  # text of any length -> waveform, as `vits-jax say`
-    from ..checkpoint import load
-    from ..hub import resolve
+    from ..synth.speech import speak  # text of any length -> waveform, as `vits-jax say`
+    from ..voice.checkpoint import load
+    from ..voice.hub import resolve
     from ..tokenizer import Tokenizer
-    from .. import audio
+    from ..synth import audio
 
     if run.steps < 1 or run.batch_size < 1 or run.save_every < 1 or run.sample_every < 1:
         raise ValueError("--steps, --batch-size, --save-every and --sample-every must be >= 1")

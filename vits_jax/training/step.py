@@ -29,11 +29,11 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from .. import alignment
+from ..nn import alignment
 from ..config import VitsConfig
-from ..model import init_params
-from ..sharding import BATCH_AXIS, batch_mesh
-from ..weights.mapper import check_trainable
+from ..nn.model import init_params
+from ..core.sharding import BATCH_AXIS, batch_mesh
+from ..voice.mapper import check_trainable
 from . import losses
 from .discriminators import DiscriminatorConfig, MultiPeriodDiscriminator, init_discriminator
 from .generator import generator_forward

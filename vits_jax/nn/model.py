@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from . import alignment
-from .config import VitsConfig
+from ..config import VitsConfig
 from .duration import VitsDurationPredictor, VitsStochasticDurationPredictor
 from .flow import VitsResidualCouplingBlock
 from .hifigan import VitsHifiGan

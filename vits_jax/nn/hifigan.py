@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .config import VitsConfig
+from ..config import VitsConfig
 from .layers import ConvTranspose1d, conv1d, leaky_relu, same_padding
 
 

@@ -28,11 +28,12 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from . import alignment
-from .config import VitsConfig
-from .model import VitsModel
+from ..config import VitsConfig
+from ..nn import alignment
+from ..nn.model import VitsModel
+from .noise import PRIOR_STREAM, SDP_STREAM, item_keys, positional_normal, slice_noise
+from .params import tree_and_config
 
-SDP_STREAM, PRIOR_STREAM = 0, 1     # noise streams: duration predictor (per token), prior (per frame)
 
 
 @flax.struct.dataclass
@@ -80,57 +81,17 @@ def check_dtype(dtype) -> jnp.dtype:
     return checked
 
 
-def _tree_and_config(params) -> tuple[Any, VitsConfig]:
-    """VitsParams (or anything with `.tree` and `.config`) -> (param dict, config)."""
-    try:
-        return params.tree, params.config
-    except AttributeError:
-        raise TypeError("params must be a VitsParams (vits_jax.load returns one; wrap a plain tree "
-                        "with VitsParams(tree, config))") from None
-
-
-def item_keys(key: jax.Array, batch: int) -> jax.Array:
-    """One key (item i gets fold_in(key, i)) or one per item -> typed keys (B,). Traceable."""
-    key = jnp.asarray(key)
-    if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.wrap_key_data(key)        # legacy PRNGKey(s): (2,) or (B, 2) uint32
-    if key.ndim == 0:
-        return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(batch, dtype=jnp.uint32))
-    if key.shape != (batch,):
-        raise ValueError(f"key must be one key or one per batch item ({batch},), got shape {key.shape}")
-    return key
-
-
-def positional_normal(keys: jax.Array, stream: int, start, length: int, width: int) -> jax.Array:
-    """keys (B,) -> (B, length, width) standard normal for positions start .. start+length-1.
-
-    Row t depends only on (key, stream, start + t), so any window of positions draws exactly the
-    rows the whole utterance would. `start` may be traced; `length` and `width` are static."""
-    def item(key):
-        key = jax.random.fold_in(key, stream)
-        positions = jnp.arange(length) + start
-        return jax.vmap(lambda t: jax.random.normal(jax.random.fold_in(key, t), (width,)))(positions)
-    return jax.vmap(item)(keys)
-
-
-def _per_item(value, default: float, batch: int) -> jax.Array:
+def per_item(value, default: float, batch: int) -> jax.Array:
     """None (the config's default), a scalar or one per item -> (B,) float32."""
     value = default if value is None else value
     return jnp.broadcast_to(jnp.asarray(value, jnp.float32), (batch,))
 
 
-def _speakers(speaker_id, batch: int) -> Optional[jax.Array]:
+def speaker_ids(speaker_id, batch: int) -> Optional[jax.Array]:
     """None (no conditioning, as transformers), a scalar or one id per item -> (B,) int32."""
     if speaker_id is None:
         return None
     return jnp.broadcast_to(jnp.asarray(speaker_id, jnp.int32), (batch,))
-
-
-def _noise(noise, length: int, width: int, what: str) -> jax.Array:
-    """(B, >=length, width) -> (B, length, width) float32; shapes are static, so checked at trace."""
-    if noise.ndim != 3 or noise.shape[1] < length or noise.shape[2] != width:
-        raise ValueError(f"{what} must have shape (batch, >={length}, {width}), got {noise.shape}")
-    return jnp.asarray(noise[:, :length], jnp.float32)
 
 
 def encode(params, ids: jax.Array, attention_mask: Optional[jax.Array], key: jax.Array, *,
@@ -141,17 +102,17 @@ def encode(params, ids: jax.Array, attention_mask: Optional[jax.Array], key: jax
     The length scale is 1 / speaking_rate in float32. sdp_noise (B, >=T, 2) standard normal
     replaces the key's draws for the duration predictor (e.g. transformers' own, in parity tests).
     """
-    tree, config = _tree_and_config(params)
+    tree, config = tree_and_config(params)
     b, t = ids.shape
     mask = jnp.ones((b, t), jnp.float32) if attention_mask is None else jnp.asarray(attention_mask, jnp.float32)
     if sdp_noise is None:
         sdp_noise = positional_normal(item_keys(key, b), SDP_STREAM, 0, t, 2)      # (B, T, 2)
     else:
-        sdp_noise = _noise(sdp_noise, t, 2, "sdp_noise")
-    length_scale = 1.0 / _per_item(speaking_rate, config.speaking_rate, b)
-    noise_scale_duration = _per_item(noise_scale_duration, config.noise_scale_duration, b)
+        sdp_noise = slice_noise(sdp_noise, t, 2, "sdp_noise")
+    length_scale = 1.0 / per_item(speaking_rate, config.speaking_rate, b)
+    noise_scale_duration = per_item(noise_scale_duration, config.noise_scale_duration, b)
     durations, means, log_variances = VitsModel(config).apply(
-        {"params": tree}, jnp.asarray(ids, jnp.int32), mask[..., None], _speakers(speaker_id, b), sdp_noise,
+        {"params": tree}, jnp.asarray(ids, jnp.int32), mask[..., None], speaker_ids(speaker_id, b), sdp_noise,
         noise_scale_duration[:, None, None], length_scale[:, None, None], method=VitsModel.durations)
     return Encoded(durations, means, log_variances, alignment.output_lengths(durations))
 
@@ -166,17 +127,17 @@ def render(params, encoded: Encoded, key: jax.Array, *, num_frames: int, speaker
     there. prior_noise (B, >=num_frames, Z) standard normal (the window's rows) replaces the key's
     draws. dtype: the decoder's compute dtype (static).
     """
-    tree, config = _tree_and_config(params)
+    tree, config = tree_and_config(params)
     dtype = check_dtype(dtype)
     b = encoded.durations.shape[0]
     if prior_noise is None:
         prior_noise = positional_normal(item_keys(key, b), PRIOR_STREAM, start_frame, num_frames,
                                         config.flow_size)
     else:
-        prior_noise = _noise(prior_noise, num_frames, config.flow_size, "prior_noise")
-    noise_scale = _per_item(noise_scale, config.noise_scale, b)
+        prior_noise = slice_noise(prior_noise, num_frames, config.flow_size, "prior_noise")
+    noise_scale = per_item(noise_scale, config.noise_scale, b)
     waveform, _, _ = VitsModel(config, decoder_dtype=dtype).apply(
-        {"params": tree}, encoded.means, encoded.log_variances, encoded.durations, _speakers(speaker_id, b),
+        {"params": tree}, encoded.means, encoded.log_variances, encoded.durations, speaker_ids(speaker_id, b),
         prior_noise, noise_scale[:, None, None], num_frames, start_frame, method=VitsModel.render)
     return waveform
 
@@ -200,7 +161,7 @@ def generate(params, ids: jax.Array, attention_mask: Optional[jax.Array], key: j
     with `max_frames=num_frames` for the same key. speaker_id, speaking_rate, noise_scale,
     noise_scale_duration: scalars or one per item (None: the config's; no speaker conditioning).
     """
-    _, config = _tree_and_config(params)
+    _, config = tree_and_config(params)
     encoded = encode(params, ids, attention_mask, key, speaker_id=speaker_id, speaking_rate=speaking_rate,
                      noise_scale_duration=noise_scale_duration, sdp_noise=sdp_noise)
     waveform = render(params, encoded, key, num_frames=num_frames, speaker_id=speaker_id,

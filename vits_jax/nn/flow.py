@@ -9,7 +9,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from .config import VitsConfig
+from ..config import VitsConfig
 from .layers import conv1d
 from .wavenet import wavenet_from_config
 

@@ -21,9 +21,9 @@ import os
 import sys
 from typing import Optional, Sequence
 
-__all__ = ["register", "cmd_batch", "main"]
+from .common import VOICE_HELP, Parser, add_cache_options, run_command, setup_compilation_cache
 
-_USER_ERRORS = (ValueError, OSError, ImportError)   # ManifestError, CorpusError, ModelNotFoundError, ...
+__all__ = ["register", "cmd_batch", "main"]
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -58,8 +58,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "spoken in DIR/skipped.jsonl. Run again with the same --out to resume.")
     p.add_argument("manifest", metavar="MANIFEST", help="a .csv, .tsv or .jsonl file")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier run's)")
-    p.add_argument("-m", "--model", required=True,
-                   help="a converted folder, a transformers VITS folder, a Piper voice (.onnx) or a hub id")
+    p.add_argument("-m", "--model", default=None,
+                   help=f"{VOICE_HELP} (default: the default voice, as `say`)")
     p.add_argument("--seed", type=int, default=0, help="run seed: a row without its own seed gets "
                    "blake2b(seed, id) (default: 0)")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="rows per batch (default: 16)")
@@ -83,6 +83,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (rows, predicted hours, batches) from stage 1 and write nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_cache_options(p)
     p.set_defaults(func=cmd_batch)
     return p
 
@@ -90,9 +91,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 def cmd_batch(args) -> int:
     import jax
 
-    from .corpus import CorpusError, synthesize_corpus
-    from .corpus_manifest import read_manifest
-    from .speech import load_model
+    from ..synth.corpus import CorpusError, synthesize_corpus
+    from ..synth.corpus_manifest import read_manifest
+    from ..synth.voice import Voice
 
     if args.batch_size < 1:
         raise CorpusError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -107,9 +108,11 @@ def cmd_batch(args) -> int:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CorpusError(f"--out {args.out} exists and is not a folder")
     read_manifest(args.manifest)            # a bad manifest fails before the model loads
-    params, tokenizer = load_model(args.model)   # any voice the library reads (Piper .onnx included)
+    if not args.no_cache and not args.dry_run:
+        setup_compilation_cache(args.cache_dir)
+    voice = Voice.load(args.model)     # any voice the library reads; None: the default voice
     summary = synthesize_corpus(
-        params, tokenizer, args.manifest, args.out, seed=args.seed, batch_size=args.batch_size,
+        voice.params, voice.tokenizer, args.manifest, args.out, seed=args.seed, batch_size=args.batch_size,
         audio_format=args.format, speakers=args.speakers, rate_range=args.rate_range,
         noise_range=args.noise_range, noise_duration_range=args.noise_duration_range,
         mix_range=args.mix_range, devices=devices, dtype=args.dtype, dry_run=args.dry_run,
@@ -119,22 +122,14 @@ def cmd_batch(args) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="vits-jax")
+    """`vits-jax batch ...` alone (`python -m vits_jax.app.batch batch ...`)."""
+    parser = Parser(prog="vits-jax")
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except _USER_ERRORS as e:
-        if os.environ.get("VITS_JAX_DEBUG"):
-            raise
-        message = str(e) or type(e).__name__
-        if isinstance(e, OSError) and e.filename and e.strerror:
-            message = f"{e.filename}: {e.strerror}"
-        print(f"error: {message}", file=sys.stderr)
-        return 1
+
+    def body() -> int:
+        args = parser.parse_args(argv)
+        return args.func(args)
+    return run_command(body)
 
 
 if __name__ == "__main__":

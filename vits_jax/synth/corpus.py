@@ -54,11 +54,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import core, sharding
+from .. import core
+from ..core import sharding
 from . import corpus_output as output
 from .audio import peak_normalize
-from .checkpoint import VitsParams, split_params
+from ..voice.checkpoint import VitsParams, split_params
 from .corpus_manifest import ManifestError, Row, Skip, check_rows, read_manifest
+from ..tokenizer.base import pad_ids
 from .speech import is_piper_voice
 # synthesize's compiled programs (the core's encode and render, jitted with the shapes static):
 # sharing them means a corpus unit and `synthesize`/`say` run the same executable.
@@ -355,11 +357,7 @@ class _Batch:
     def encode(self, padding_id: int) -> core.Encoded:
         """Stage 1 over the batch, token length padded to its bucket (as synthesize)."""
         width = bucket(max(len(u.ids) for u in self.filled), MIN_TOKEN_BUCKET)
-        ids = np.full((self.size, width), padding_id, np.int32)               # (B, Tb)
-        mask = np.zeros((self.size, width), np.float32)                        # (B, Tb)
-        for i, u in enumerate(self.filled):
-            ids[i, :len(u.ids)] = u.ids
-            mask[i, :len(u.ids)] = 1
+        ids, mask = pad_ids([u.ids for u in self.filled], padding_id, width)  # (B, Tb)
         ids = np.where(mask > 0, ids, 0).astype(np.int32)      # as synthesize: padding never read
         place = lambda x: self.place.batch(x, self.size)
         return encode_program(

@@ -33,9 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
-from . import core, sharding, windows
-from .checkpoint import VitsParams, split_params
-from .config import VitsConfig
+from .. import core
+from ..core import sharding, windows
+from ..voice.checkpoint import VitsParams, split_params
+from ..config import VitsConfig
 
 MAX_TOKENS = 2048          # longest accepted input (tokens per item)
 MAX_FRAMES = 2 ** 16       # most frames rendered without `max_frames` (~17 min at MMS's 16 kHz)

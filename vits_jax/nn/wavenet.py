@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .config import VitsConfig
+from ..config import VitsConfig
 from .layers import conv1d, same_padding
 
 

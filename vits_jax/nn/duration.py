@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .config import VitsConfig
+from ..config import VitsConfig
 from .layers import ACTIVATIONS, conv1d, layer_norm, same_padding
 from .spline import unconstrained_rational_quadratic_spline
 

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from .attention import VitsAttention
-from .config import VitsConfig
+from ..config import VitsConfig
 from .layers import ACTIVATIONS, conv1d, layer_norm
 
 

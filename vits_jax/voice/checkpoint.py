@@ -22,75 +22,25 @@ from typing import Any, Optional
 import jax
 import numpy as np
 
-from .config import VitsConfig
+from ..config import VitsConfig
+from ..core.params import VitsParams, split_params  # noqa: F401  (re-exported)
 from .hub import resolve
-from .model import param_shapes as _param_shapes
-from .weights.mapper import map_weights
-from .weights.sources import PIPER_JSON, TOKENIZER_FILES as _TOKENIZER_FILES, open_source
-from .weights.tables import FLAX
+from ..nn.model import param_shapes as _param_shapes
+from .mapper import map_weights
+from .sources import (CONVERTED, PARAMS_DIR, PIPER_JSON, TOKENIZER_FILES as _TOKENIZER_FILES,
+                      describe_source, is_converted, open_source)
+from .tables import FLAX
 
 # The target tree of a config (an eval_shape of the whole init: seconds to trace), once per config
 # per process: `say` then `convert`, or repeated loads, do not trace it again. Read-only leaves.
 param_shapes = functools.lru_cache(maxsize=16)(_param_shapes)
 
-PARAMS_DIR = "params"
 TOKENIZER_FILES = _TOKENIZER_FILES + (PIPER_JSON,)
-
-
-@jax.tree_util.register_pytree_with_keys_class
-class VitsParams(Mapping):
-    """Flax params (`.tree`, a nested dict) with their VitsConfig as static pytree metadata.
-
-    Behaves as the nested dict for reading (`params["decoder"]`), flattens to the same leaves, and
-    survives jax.tree.map / jit / device_put with its config attached.
-    """
-
-    def __init__(self, tree: Mapping[str, Any], config: VitsConfig):
-        self.tree = dict(tree)
-        self.config = config
-
-    def tree_flatten_with_keys(self):
-        return ((jax.tree_util.GetAttrKey("tree"), self.tree),), self.config
-
-    @classmethod
-    def tree_unflatten(cls, config, children):
-        return cls(children[0], config)
-
-    def __getitem__(self, key):
-        return self.tree[key]
-
-    def __iter__(self):
-        return iter(self.tree)
-
-    def __len__(self):
-        return len(self.tree)
-
-    def __repr__(self):
-        return f"VitsParams({self.num_parameters():,} parameters, config={self.config!r})"
-
-    def num_parameters(self) -> int:
-        return int(sum(np.prod(x.shape) for x in jax.tree.leaves(self.tree)))
-
-
-def split_params(params, config: Optional[VitsConfig] = None):
-    """(VitsParams | dict, config?) -> (plain dict tree, config). A dict needs `config=`."""
-    if isinstance(params, VitsParams):
-        if config is not None and config != params.config:
-            raise ValueError("config= disagrees with the config carried by params")
-        return params.tree, params.config
-    if config is None:
-        raise ValueError("plain param dicts need config=VitsConfig(...); vits_jax.load returns "
-                         "params that carry it")
-    return dict(params), config
 
 
 class DestinationError(ValueError):
     """A destination that would overwrite something: exists without overwrite=True, is not a
     vits-jax checkpoint, or is (inside) the source."""
-
-
-def is_converted(path: str) -> bool:
-    return os.path.isdir(os.path.join(path, PARAMS_DIR)) and os.path.isfile(os.path.join(path, "config.json"))
 
 
 def _check_destination(path: str, overwrite: bool) -> None:
@@ -158,12 +108,15 @@ def _restore(path: str, config: VitsConfig) -> dict:
     return map_weights(flat, FLAX, param_shapes(config), source=path).tree
 
 
-def _load(path: str, config: Optional[str]) -> tuple[VitsParams, dict[str, str]]:
-    if is_converted(path):
-        cfg = VitsConfig.from_json(os.path.join(path, "config.json"))
+def load_local(path: str, config: Optional[str] = None, info=None) -> tuple[VitsParams, dict[str, str]]:
+    """A local voice (`info`: its describe_source, when the caller has it) -> (params, the tokenizer
+    files a converted copy keeps)."""
+    info = info or describe_source(path, config)
+    if info.kind == CONVERTED:
+        cfg = VitsConfig.from_json(info.config)
         files = {n: os.path.join(path, n) for n in TOKENIZER_FILES if os.path.isfile(os.path.join(path, n))}
         return VitsParams(jax.device_put(_restore(path, cfg)), cfg), files
-    source = open_source(path, config)
+    source = open_source(path, config, info)
     mapped = map_weights(source.state_dict, source.table, param_shapes(source.config),
                          source=source.path)
     return VitsParams(jax.device_put(mapped.tree), source.config), source.tokenizer_files
@@ -175,9 +128,9 @@ def load(path: str | os.PathLike, *, config: Optional[str] = None) -> VitsParams
 
     `config`: the training config.json of a checkpoint whose config is not beside it. Leaves are
     jax arrays on the default device. A voice without the training-only weights (a Piper .onnx)
-    loads for inference; `vits_jax.weights.check_trainable(params)` says whether it can train.
+    loads for inference; `vits_jax.voice.check_trainable(params)` says whether it can train.
     """
-    return _load(resolve(os.fspath(path)), config)[0]
+    return load_local(resolve(os.fspath(path)), config)[0]
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -185,8 +138,8 @@ def _inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
-def convert_voice(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False,
-                  config: Optional[str] = None) -> VitsParams:
+def convert_weights(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False,
+                    config: Optional[str] = None) -> VitsParams:
     """Any voice `load` reads -> a converted vits-jax folder `dst` (params, config.json, tokenizer
     files; a Piper voice's .onnx.json is kept as piper.json). The source is never touched: `dst`
     may not be `src`, inside it, or hold it; an existing `dst` needs overwrite=True and must be a
@@ -197,6 +150,15 @@ def convert_voice(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: 
         raise DestinationError(f"destination {dst} is, contains or lies inside the source {local}; "
                                "choose another folder")
     _check_destination(dst, overwrite)
-    params, files = _load(local, config)
+    params, files = load_local(local, config)
     save(params, dst, overwrite=overwrite, tokenizer_files=files)
     return params
+
+
+def convert_voice(*args, **kwargs) -> VitsParams:
+    """Deprecated name of `convert_weights` (kept for one release; "voice conversion" now means
+    speaker conversion)."""
+    import warnings
+
+    warnings.warn("vits_jax.convert_voice is renamed convert_weights", DeprecationWarning, stacklevel=2)
+    return convert_weights(*args, **kwargs)

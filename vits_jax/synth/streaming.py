@@ -19,10 +19,10 @@ from typing import Iterator, Optional
 import jax
 import numpy as np
 
-from . import core
+from .. import core
 from .synthesis import MAX_FRAMES, MAX_TOKENS, bucket, encode_checked
-from .windows import ReceptiveField, compilation_count, receptive_field  # noqa: F401  (re-exported)
-from . import windows
+from ..core.windows import ReceptiveField, compilation_count, receptive_field  # noqa: F401  (re-exported)
+from ..core import windows
 
 FIRST_CHUNK_FRAMES = 16     # default first chunk (~0.26 s at MMS's 16 kHz): time to first audio
 MAX_CHUNK_FRAMES = 1024     # default largest chunk (bounds a window's memory, see windows.render_chunked)

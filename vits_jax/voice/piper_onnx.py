@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .architecture import architecture_from_weights, count_indices
+
 __all__ = ["OnnxVoiceError", "read_onnx_voice", "onnx_voice_config", "load_onnx_voice"]
 
 # Module scopes of the original VITS SynthesizerTrn (first path segment of a parameter name).
@@ -189,11 +191,6 @@ def read_onnx_voice(onnx_path) -> tuple[dict[str, np.ndarray], dict]:
     return state, voice_json
 
 
-def _count(state, pattern: str) -> int:
-    rx = re.compile(pattern)
-    return len({m.group(1) for k in state if (m := rx.match(k))})
-
-
 def _need(state, key: str, onnx_path) -> np.ndarray:
     if key not in state:
         raise OnnxVoiceError(f"{onnx_path}: {key} is missing; cannot infer the architecture")
@@ -201,64 +198,34 @@ def _need(state, key: str, onnx_path) -> np.ndarray:
 
 
 def _config_dict(state, voice_json, conv_attrs, onnx_path) -> dict[str, Any]:
-    emb = _need(state, "enc_p.emb.weight", onnx_path)
-    vocab, hidden = emb.shape
-    layers = _count(state, r"enc_p\.encoder\.attn_layers\.(\d+)\.")
-    rel_k = _need(state, "enc_p.encoder.attn_layers.0.emb_rel_k", onnx_path)   # (1, 2W+1, head_dim)
-    ffn = _need(state, "enc_p.encoder.ffn_layers.0.conv_1.weight", onnx_path)  # (filter, hidden, k)
-    flow_size = _need(state, "enc_p.proj.weight", onnx_path).shape[0] // 2
-
-    # Duration predictor: stochastic (flows) or deterministic (conv_1 / conv_2 / proj).
-    stochastic = "dp.flows.0.m" in state
-    cfg: dict[str, Any] = {}
-    if stochastic:
+    """The shapes give the architecture (architecture_from_weights, as for every original-VITS
+    source); the conv nodes give what no shape holds (strides, dilations), the .onnx.json the rest."""
+    cfg = architecture_from_weights(state, str(onnx_path), error=OnnxVoiceError)
+    if cfg["use_stochastic_duration_prediction"]:
+        hidden = cfg["hidden_size"]
         if _need(state, "dp.pre.weight", onnx_path).shape[0] != hidden:
             raise OnnxVoiceError(f"{onnx_path}: the duration predictor's width differs from hidden_size "
                                  f"({state['dp.pre.weight'].shape[0]} vs {hidden}); transformers' VITS "
                                  "cannot express it")
-        kernel = _need(state, "dp.convs.convs_sep.0.weight", onnx_path).shape[2]
-        num_layers = _count(state, r"dp\.convs\.convs_sep\.(\d+)\.")
-        for i in range(num_layers):
+        kernel = cfg["duration_predictor_kernel_size"]
+        for i in range(cfg["depth_separable_num_layers"]):
             if conv_attrs.get(f"dp.convs.convs_sep.{i}", {}).get("dilations", [kernel ** i]) != [kernel ** i]:
                 raise OnnxVoiceError(f"{onnx_path}: dp.convs.convs_sep.{i} is not dilated {kernel ** i} "
                                      "(kernel ** layer) as VITS' DDS conv")
-        conv_flows = [int(m.group(1)) for k in state if (m := re.match(r"dp\.flows\.(\d+)\.proj\.weight$", k))]
-        half = 1   # the duration flows split 2 channels into halves of 1
-        bins = (state[f"dp.flows.{max(conv_flows)}.proj.weight"].shape[0] // half + 1) // 3
-        cfg.update(duration_predictor_kernel_size=int(kernel), depth_separable_num_layers=num_layers,
-                   duration_predictor_flow_bins=int(bins),
-                   # flows alternate ConvFlow / Flip after the affine: ConvFlow i sits at 2i + 1
-                   duration_predictor_num_flows=max(conv_flows) // 2 + 1,
-                   # VITS' ConvFlow fixes tail_bound = 5.0 and DDS conv input channels = 2
-                   duration_predictor_tail_bound=5.0, depth_separable_channels=2)
-    else:
-        w = _need(state, "dp.conv_1.weight", onnx_path)
-        cfg.update(duration_predictor_filter_channels=int(w.shape[0]),
-                   duration_predictor_kernel_size=int(w.shape[2]))
 
-    # Prior flow: coupling layers at even indices (Flip between them), WaveNet inside.
-    flows = _count(state, r"flow\.flows\.(\d+)\.pre\.weight")
-    wn_layers = _count(state, r"flow\.flows\.0\.enc\.in_layers\.(\d+)\.weight")
-    wn_kernel = _need(state, "flow.flows.0.enc.in_layers.0.weight", onnx_path).shape[2]
+    # Prior flow's WaveNet: dilation rate ** layer, the rate read from the second layer's node.
     rate = conv_attrs.get("flow.flows.0.enc.in_layers.1", {}).get("dilations", [1])[0]
-    for i in range(wn_layers):
+    for i in range(cfg["prior_encoder_num_wavenet_layers"]):
         if conv_attrs.get(f"flow.flows.0.enc.in_layers.{i}", {}).get("dilations", [rate ** i]) != [rate ** i]:
             raise OnnxVoiceError(f"{onnx_path}: flow.flows.0.enc.in_layers.{i} is not dilated rate ** {i}")
 
-    # HiFi-GAN: strides and dilations live on the conv nodes, kernels in the weights.
-    num_ups = _count(state, r"dec\.ups\.(\d+)\.weight")
-    ups = [_need(state, f"dec.ups.{i}.weight", onnx_path) for i in range(num_ups)]  # (in, out, k)
+    # HiFi-GAN: strides and dilations live on the conv nodes.
+    num_ups = len(cfg["upsample_kernel_sizes"])
     rates = [int(conv_attrs[f"dec.ups.{i}"]["strides"][0]) for i in range(num_ups)]
-    num_blocks = _count(state, r"dec\.resblocks\.(\d+)\.")
-    if num_ups == 0 or num_blocks % num_ups:
-        raise OnnxVoiceError(f"{onnx_path}: {num_blocks} decoder residual blocks for {num_ups} upsamplers")
-    per_stage = num_blocks // num_ups
-    resblock = "2" if "dec.resblocks.0.convs.0.weight" in state else "1"
-    conv_list = "convs" if resblock == "2" else "convs1"
-    kernels, dilations = [], []
-    for j in range(per_stage):
-        n = _count(state, rf"dec\.resblocks\.{j}\.{conv_list}\.(\d+)\.weight")
-        kernels.append(int(state[f"dec.resblocks.{j}.{conv_list}.0.weight"].shape[2]))
+    conv_list = "convs" if cfg["resblock"] == "2" else "convs1"
+    dilations = []
+    for j in range(len(cfg["resblock_kernel_sizes"])):
+        n = count_indices(state, rf"dec\.resblocks\.{j}\.{conv_list}\.(\d+)\.weight")
         dilations.append([int(conv_attrs[f"dec.resblocks.{j}.{conv_list}.{m}"]["dilations"][0]) for m in range(n)])
 
     speakers = int(voice_json.get("num_speakers", 1))
@@ -266,9 +233,9 @@ def _config_dict(state, voice_json, conv_attrs, onnx_path) -> dict[str, Any]:
     if speakers > 1 and embed is None:
         raise OnnxVoiceError(f"{onnx_path}: the voice config says {speakers} speakers but the graph has no "
                              "speaker table (emb_g)")
-    if "num_symbols" in voice_json and int(voice_json["num_symbols"]) != vocab:
+    if "num_symbols" in voice_json and int(voice_json["num_symbols"]) != cfg["vocab_size"]:
         raise OnnxVoiceError(f"{onnx_path}: num_symbols {voice_json['num_symbols']} in the voice config, "
-                             f"but the text embedding has {vocab} rows")
+                             f"but the text embedding has {cfg['vocab_size']} rows")
     sample_rate = voice_json.get("audio", {}).get("sample_rate")
     if sample_rate is None:
         raise OnnxVoiceError(f"{_voice_json_path(onnx_path)} lacks audio.sample_rate")
@@ -280,20 +247,12 @@ def _config_dict(state, voice_json, conv_attrs, onnx_path) -> dict[str, Any]:
     filter_length = voice_json.get("audio", {}).get("filter_length")
 
     cfg.update(
-        vocab_size=int(vocab), hidden_size=int(hidden), num_hidden_layers=layers,
-        num_attention_heads=int(hidden // rel_k.shape[2]), window_size=int((rel_k.shape[1] - 1) // 2),
-        ffn_dim=int(ffn.shape[0]), ffn_kernel_size=int(ffn.shape[2]), hidden_act="relu",
-        flow_size=int(flow_size),
+        hidden_act="relu",
         # Only the posterior encoder (absent from a Piper export) reads spectrogram_bins; Piper
         # trains with filter_length 1024 unless its config says otherwise.
         spectrogram_bins=int(filter_length or 1024) // 2 + 1,
-        use_stochastic_duration_prediction=stochastic,
         num_speakers=speakers, speaker_embedding_size=0 if embed is None else int(embed.shape[1]),
-        upsample_initial_channel=int(ups[0].shape[0]), upsample_rates=rates,
-        upsample_kernel_sizes=[int(w.shape[2]) for w in ups],
-        resblock_kernel_sizes=kernels, resblock_dilation_sizes=dilations, resblock=resblock,
-        prior_encoder_num_flows=flows, prior_encoder_num_wavenet_layers=wn_layers,
-        wavenet_kernel_size=int(wn_kernel), wavenet_dilation_rate=int(rate),
+        upsample_rates=rates, resblock_dilation_sizes=dilations, wavenet_dilation_rate=int(rate),
         sampling_rate=int(sample_rate),
         noise_scale=float(inference.get("noise_scale", 0.667)),
         noise_scale_duration=float(inference.get("noise_w", 0.8)),

@@ -24,9 +24,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import alignment, core
-from .config import VitsConfig
-from .model import VitsModel
+from ..config import VitsConfig
+from ..nn import alignment
+from ..nn.model import VitsModel
+from .noise import PRIOR_STREAM, item_keys, positional_normal, slice_noise
+from .params import tree_and_config
+from .stages import Encoded, per_item, speaker_ids
 
 
 class ReceptiveField(NamedTuple):
@@ -143,7 +146,7 @@ def window_start(start, margins: ReceptiveField):
     return maximum(maximum(start - margins.decoder_left, 0) - margins.flow_left, 0)
 
 
-def render_window(params, encoded: core.Encoded, key: jax.Array, *, start_frame, num_frames: int,
+def render_window(params, encoded: Encoded, key: jax.Array, *, start_frame, num_frames: int,
                   margins: ReceptiveField, limit=None, speaker_id=None, noise_scale=None,
                   prior_noise: Optional[jax.Array] = None, dtype=jnp.float32) -> jax.Array:
     """Frames start_frame .. start_frame + num_frames - 1 of `core.render`'s waveform over `limit`
@@ -154,19 +157,19 @@ def render_window(params, encoded: core.Encoded, key: jax.Array, *, start_frame,
     prior_noise: (B, >= Wf, Z) standard normal, rows window_start(start_frame) onwards (None:
     the key's draws, `core.positional_normal`, the rows `core.render` draws).
     """
-    tree, config = core._tree_and_config(params)
+    tree, config = tree_and_config(params)
     b = encoded.durations.shape[0]
     w_flow = num_frames + margins.left + margins.right
     start = jnp.asarray(start_frame, jnp.int32)
     if prior_noise is None:
-        prior_noise = core.positional_normal(core.item_keys(key, b), core.PRIOR_STREAM,
+        prior_noise = positional_normal(item_keys(key, b), PRIOR_STREAM,
                                              window_start(start, margins), w_flow, config.flow_size)
     else:
-        prior_noise = core._noise(prior_noise, w_flow, config.flow_size, "prior_noise")
+        prior_noise = slice_noise(prior_noise, w_flow, config.flow_size, "prior_noise")
     limit = jnp.asarray(np.iinfo(np.int32).max if limit is None else limit, jnp.int32)
     return VitsModel(config, decoder_dtype=dtype).apply(
         {"params": tree}, encoded.means, encoded.log_variances, encoded.durations,
-        core._speakers(speaker_id, b), prior_noise, core._per_item(noise_scale, config.noise_scale, b),
+        speaker_ids(speaker_id, b), prior_noise, per_item(noise_scale, config.noise_scale, b),
         limit, start, num_frames, margins, method=_window)
 
 
@@ -196,7 +199,7 @@ def dispatch_window(params, encoded, key, *, start_frame: int, num_frames: int, 
                            dtype=dtype)
 
 
-def render_chunked(params, encoded: core.Encoded, key: jax.Array, *, num_frames: int, window_frames: int,
+def render_chunked(params, encoded: Encoded, key: jax.Array, *, num_frames: int, window_frames: int,
                    stop_frame: Optional[int] = None, speaker_id=None, noise_scale=None, prior_noise=None,
                    dtype=jnp.float32, margins: Optional[ReceptiveField] = None) -> np.ndarray:
     """`core.render(..., num_frames=num_frames)` in windows of `window_frames` output frames: the
@@ -209,7 +212,7 @@ def render_chunked(params, encoded: core.Encoded, key: jax.Array, *, num_frames:
     output, 4 * H bytes per frame and item.
     `margins` overrides the receptive field (for the tests that show it cannot be smaller).
     """
-    _, config = core._tree_and_config(params)
+    _, config = tree_and_config(params)
     margins = receptive_field(config) if margins is None else ReceptiveField(*margins)
     hop = config.hop_length
     frames = int(num_frames) if stop_frame is None else min(int(num_frames), int(stop_frame))

@@ -11,10 +11,8 @@ Shapes: n pieces (sentence-sized parts of the text), B batch rows, T tokens, S s
   3. each piece is optionally peak-normalized (Piper's `normalize_audio`; on by default for Piper
      voices only) and the pieces are joined with `pause` seconds of silence.
 
-`open_model` / `load_model` turn a voice (anything `vits_jax.load` reads: a converted or
-transformers folder, a Piper .onnx voice or a folder holding one, an original VITS / Piper training
-checkpoint with its config, a hub id or a Piper voice name) into what `speak` needs; the tokenizer
-is found beside the weights without reading them (`tokenizer_location`).
+A voice's params and tokenizer come from `vits_jax.Voice.load` (vits_jax/synth/voice.py), whose
+`speak` / `stream` call these functions with the voice's defaults.
 """
 
 from __future__ import annotations
@@ -27,17 +25,15 @@ from typing import Iterator, Optional
 import numpy as np
 
 from . import audio
-from .hub import resolve
 from .progress import progress_bar
-from .text import DEFAULT_MAX_TOKENS
-from .voices import default_model
+from ..tokenizer.base import pad_ids
+from ..tokenizer.sentences import DEFAULT_MAX_TOKENS
 
 # JAX and the modules built on it (synthesis, checkpoint, config, tokenizer) are imported inside
 # the functions that use them, so `vits-jax --help` and argument errors answer without loading JAX.
 
-__all__ = ["Speech", "NothingToSayError", "speak", "prepare_pieces", "is_piper_voice", "open_model",
-           "load_model", "speak_stream", "open_tokenizer", "tokenizer_location", "voice_config", "DEFAULT_PAUSE",
-           "DEFAULT_BATCH_SIZE"]
+__all__ = ["Speech", "NothingToSayError", "speak", "prepare_pieces", "is_piper_voice", "speak_stream",
+           "DEFAULT_PAUSE", "DEFAULT_BATCH_SIZE"]
 
 DEFAULT_PAUSE = 0.25          # seconds of silence between pieces
 DEFAULT_BATCH_SIZE = 8
@@ -72,20 +68,6 @@ def is_piper_voice(tokenizer) -> bool:
     return getattr(tokenizer, "kind", None) == "piper"
 
 
-def _speaks(tokenizer, piece: str) -> bool:
-    """Whether `piece` gives anything to say. A character tokenizer returns no tokens for e.g.
-    "..."; Piper's raises ValueError there (espeak-ng gives no phonemes). A piece that the caller
-    asked to refuse (`on_unknown="error"`) still raises."""
-    from .tokenizer import UnknownCharactersError
-
-    try:
-        return bool(tokenizer.tokenize(piece))
-    except UnknownCharactersError:
-        raise
-    except ValueError:
-        return False
-
-
 def prepare_pieces(tokenizer, text: str, max_tokens: int = DEFAULT_MAX_TOKENS):
     """Text -> (pieces, ids per piece). Pieces with nothing to say (e.g. "...") are dropped.
 
@@ -94,20 +76,21 @@ def prepare_pieces(tokenizer, text: str, max_tokens: int = DEFAULT_MAX_TOKENS):
     """
     if not text or not text.strip():
         raise NothingToSayError("empty text: nothing to say")
-    pieces = [p for p in tokenizer.split_sentences(text, max_tokens) if _speaks(tokenizer, p)]
-    if not pieces:
+    prepared = tokenizer.encode_pieces(text, max_tokens)     # each sentence tokenized once
+    if not prepared:
         shown = text.strip()
         shown = repr(shown if len(shown) <= 60 else shown[:60] + "...")
         raise NothingToSayError(f"text {shown} has nothing this model can pronounce: none of its "
                                 "characters is in the model's vocabulary (see `vits-jax info MODEL`)")
-    return pieces, [tokenizer.encode(p) for p in pieces]
+    return [p for p, _ in prepared], [ids for _, ids in prepared]
 
 
 def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[int] = None,
           speaking_rate: Optional[float] = None, noise_scale: Optional[float] = None,
           noise_scale_duration: Optional[float] = None, batch_size: int = DEFAULT_BATCH_SIZE,
           max_tokens: int = DEFAULT_MAX_TOKENS, pause: float = DEFAULT_PAUSE,
-          normalize: Optional[bool] = None, progress: bool = False, stream: bool = False):
+          normalize: Optional[bool] = None, progress: bool = False, stream: bool = False,
+          prepared: Optional[tuple[list[str], list[list[int]]]] = None):
     """Text of any length -> one waveform (see the module docstring for the plan): a `Speech`;
     with stream=True an iterator of waveform chunks as they are produced (`speak_stream`).
 
@@ -123,6 +106,8 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
     (`audio.peak_normalize`). None (default) means: on for Piper voices (`is_piper_voice`), off
     for transformers / MMS voices, whose levels stay as the model makes them.
     progress: a progress bar on a terminal's stderr (vits_jax.progress).
+    prepared: `prepare_pieces(tokenizer, text, max_tokens)`'s result when the caller has it (the
+    CLI checks the text before loading weights), so the text is not tokenized again.
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -130,7 +115,7 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
         return speak_stream(params, tokenizer, text, seed=seed, speaker_id=speaker_id,
                             speaking_rate=speaking_rate, noise_scale=noise_scale,
                             noise_scale_duration=noise_scale_duration, max_tokens=max_tokens,
-                            pause=pause, normalize=normalize)
+                            pause=pause, normalize=normalize, prepared=prepared)
     import jax
     import jax.numpy as jnp
 
@@ -138,7 +123,7 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
 
     if normalize is None:
         normalize = is_piper_voice(tokenizer)
-    pieces, ids = prepare_pieces(tokenizer, text, max_tokens)
+    pieces, ids = prepared or prepare_pieces(tokenizer, text, max_tokens)
     n = len(pieces)
     order = sorted(range(n), key=lambda i: len(ids[i]))
     rows = batch_size if n > batch_size else n
@@ -152,12 +137,7 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
         for start in range(0, n, rows):
             chunk = order[start:start + rows]
             batch = chunk + [chunk[-1]] * (rows - len(chunk))
-            width = max(len(ids[i]) for i in batch)
-            input_ids = np.full((rows, width), tokenizer.padding_id, np.int32)  # (B, T)
-            mask = np.zeros((rows, width), np.int32)                            # (B, T)
-            for r, i in enumerate(batch):
-                input_ids[r, :len(ids[i])] = ids[i]
-                mask[r, :len(ids[i])] = 1
+            input_ids, mask = pad_ids([ids[i] for i in batch], tokenizer.padding_id)  # (B, T)
             with warnings.catch_warnings():  # truncation is reported in Speech.truncated
                 warnings.simplefilter("ignore")
                 out = synthesize(params, input_ids, attention_mask=mask,
@@ -188,7 +168,8 @@ def speak_stream(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Opt
                  speaking_rate: Optional[float] = None, noise_scale: Optional[float] = None,
                  noise_scale_duration: Optional[float] = None, max_tokens: int = DEFAULT_MAX_TOKENS,
                  pause: float = DEFAULT_PAUSE, normalize: Optional[bool] = None,
-                 first_piece: int = 0) -> Iterator[np.ndarray]:
+                 first_piece: int = 0, prepared: Optional[tuple[list[str], list[list[int]]]] = None
+                 ) -> Iterator[np.ndarray]:
     """`speak` as it is produced: float32 waveform chunks (S_k,) in reading order, the pauses
     between pieces included, whose concatenation is `speak(...)`'s waveform (same pieces, same
     seeds per piece; within float32 round-off, as an item alone vs in a batch).
@@ -209,7 +190,7 @@ def speak_stream(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Opt
 
     if normalize is None:
         normalize = is_piper_voice(tokenizer)
-    pieces, ids = prepare_pieces(tokenizer, text, max_tokens)
+    pieces, ids = prepared or prepare_pieces(tokenizer, text, max_tokens)
     rate = int(params.config.sampling_rate)
     gap = np.zeros(int(round(pause * rate)), np.float32)
     base = jax.random.key(seed)
@@ -226,94 +207,3 @@ def speak_stream(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Opt
             yield audio.peak_normalize(np.concatenate([np.asarray(c, np.float32) for c in chunks]))
         else:
             yield from (np.asarray(c, np.float32) for c in chunks)
-
-
-def _read_json(path: str):
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def tokenizer_location(path: str, config: Optional[str] = None) -> str:
-    """A local voice (file or folder) -> what `Tokenizer.load` reads for it, without reading weights.
-
-    A folder with vocab.json / piper.json / one *.onnx.json and a Piper .onnx are read as they are.
-    A training checkpoint (G_*.pth, Piper's .ckpt, a state dict file, or a folder holding one) takes
-    the tokenizer beside its config: the config itself when it is a Piper voice config (it holds a
-    `phoneme_id_map`), else the vocab.json in the config's folder. Raises FileNotFoundError naming
-    what is missing.
-    """
-    import glob
-
-    path = os.fspath(path)
-    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    if path.endswith((".onnx", ".onnx.json")) or (os.path.isdir(path) and (
-            any(os.path.isfile(os.path.join(path, n)) for n in ("vocab.json", "piper.json"))
-            or glob.glob(os.path.join(glob.escape(path), "*.onnx.json")))):
-        return path
-    config = config or os.path.join(folder, "config.json")
-    data = _read_json(config) if os.path.isfile(config) else None
-    if isinstance(data, dict) and "phoneme_id_map" in data:
-        return config                                   # Piper's training config: its phonemes
-    beside = os.path.dirname(os.path.abspath(config))
-    if os.path.isfile(os.path.join(beside, "vocab.json")):
-        return beside
-    raise FileNotFoundError(f"voice {path} has no tokenizer (no vocab.json, nor a Piper config with a "
-                            f"phoneme_id_map): put the voice's vocab.json and tokenizer_config.json, "
-                            f"or its Piper .onnx.json, in {beside}")
-
-
-def open_tokenizer(path: str, *, config: Optional[str] = None, **options):
-    """A local voice -> its tokenizer (`Tokenizer.load(tokenizer_location(path), **options)`):
-    a character (MMS) tokenizer or a Piper voice's phoneme tokenizer."""
-    from .tokenizer import PiperTokenizer, Tokenizer
-
-    location = tokenizer_location(path, config)
-    if location.endswith(".json"):          # a Piper voice config under any name
-        return PiperTokenizer.load(location, **options)
-    return Tokenizer.load(location, **options)
-
-
-def voice_config(path: str, *, config: Optional[str] = None):
-    """A local voice -> its VitsConfig: read from config.json for converted and transformers
-    folders (no weights read); other sources (Piper .onnx, training checkpoints) are opened by the
-    weights layer (`vits_jax.weights.sources.open_source`), which reads their weights."""
-    from .checkpoint import is_converted
-    from .config import VitsConfig
-    from .weights.sources import open_source
-
-    cfg = os.path.join(path, "config.json")
-    if config is None and os.path.isdir(path) and os.path.isfile(cfg):
-        data = _read_json(cfg)
-        transformers = isinstance(data, dict) and "model" not in data and "phoneme_id_map" not in data \
-            and any(os.path.isfile(os.path.join(path, n)) for n in
-                    ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"))
-        if is_converted(path) or transformers:
-            return VitsConfig.from_json(cfg)
-    return open_source(path, config).config
-
-
-def open_model(model: str, *, config: Optional[str] = None, **tokenizer_options):
-    """A voice (see the module docstring) -> (local path, VitsConfig, tokenizer), reading weights
-    only where the config lives in them (Piper .onnx, training checkpoints).
-
-    config: the training config.json of a checkpoint whose config is not beside it.
-    tokenizer_options: passed to `Tokenizer.load` (`expand_numbers=True`, `on_unknown="error"`, ...).
-    """
-    path = resolve(model)
-    tokenizer = open_tokenizer(path, config=config, **tokenizer_options)
-    return path, voice_config(path, config=config), tokenizer
-
-
-def load_model(model: Optional[str] = None, *, config: Optional[str] = None, **tokenizer_options):
-    """A voice (see the module docstring) -> (VitsParams, tokenizer). None: the default voice
-    (`vits_jax.voices.default_model()`). tokenizer_options as in `open_model`."""
-    from .checkpoint import load
-
-    path = resolve(default_model() if model is None else model)
-    tokenizer = open_tokenizer(path, config=config, **tokenizer_options)
-    return load(path, config=config), tokenizer
