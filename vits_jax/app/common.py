@@ -51,16 +51,6 @@ CONFIG_HELP = ("the training config.json of an original VITS / Piper checkpoint 
 CACHE_ENV = "VITS_JAX_CACHE_DIR"
 
 
-class CliError(Exception):
-    """A user error: printed as `error: <message>`, exit status 1, no traceback."""
-
-
-# Exceptions that come from what the user passed (paths, text, options, files), not from bugs.
-_USER_ERRORS = (CliError, ModelNotFoundError, FileNotFoundError, NotADirectoryError,
-                IsADirectoryError, PermissionError, ValueError, ImportError, OSError)
-
-
-# ------------------------------------------------------------------ compilation cache
 def default_cache_dir() -> str:
     """$VITS_JAX_CACHE_DIR, else $XDG_CACHE_HOME/vits-jax/jax, else ~/.cache/vits-jax/jax."""
     if os.environ.get(CACHE_ENV):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Optional, Sequence, Union
+from typing import Any, NamedTuple, Optional, Sequence, Union
 
 import jax
 import numpy as np
@@ -42,6 +42,40 @@ def batch_shardings(mesh: Union[Mesh, NamedSharding, None]):
     else:
         raise ValueError(f"mesh must be a jax.sharding.Mesh or a NamedSharding, got {type(mesh).__name__}")
     return split, NamedSharding(split.mesh, P())
+
+
+class Placement(NamedTuple):
+    """Where a batch runs. split / replicated: the batch and params shardings over several
+    devices, or None; device: the one device when there is no split."""
+
+    split: Optional[NamedSharding]
+    replicated: Optional[NamedSharding]
+    device: Any
+
+    @property
+    def single_cpu(self) -> bool:
+        """One CPU device: items run one by one (a padded batch only adds work there)."""
+        return self.split is None and self.device.platform == "cpu"
+
+
+def placement(mesh: Union[Mesh, NamedSharding, None] = None,
+              devices: Optional[Sequence[jax.Device]] = None) -> Placement:
+    """mesh= (a Mesh or a batch NamedSharding) or devices= (default: all local devices) -> the
+    one decision of where a batch runs, for synthesize and corpus synthesis. A one-device mesh
+    is that device. ValueError naming the problem for both given or an empty device list."""
+    if mesh is not None and devices is not None:
+        raise ValueError("pass mesh= or devices=, not both")
+    only = None
+    if mesh is None:
+        devices = list(jax.local_devices() if devices is None else devices)
+        if not devices:
+            raise ValueError("devices: empty list")
+        mesh = batch_mesh(devices)                    # None for one device
+        only = devices[0] if len(devices) == 1 else None
+    split, replicated = batch_shardings(mesh)
+    if split is not None and split.mesh.devices.size == 1:
+        only, split, replicated = split.mesh.devices.flat[0], None, None
+    return Placement(split, replicated, only)
 
 
 def _shards(split: NamedSharding) -> int:

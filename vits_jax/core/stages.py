@@ -22,13 +22,12 @@ host layer that validates inputs with named errors, picks bucketed shapes and re
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 
-from ..config import VitsConfig
 from ..nn import alignment
 from ..nn.model import VitsModel
 from .noise import PRIOR_STREAM, SDP_STREAM, item_keys, positional_normal, slice_noise

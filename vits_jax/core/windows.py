@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..config import VitsConfig
-from ..nn import alignment
 from ..nn.model import VitsModel
 from .noise import PRIOR_STREAM, item_keys, positional_normal, slice_noise
 from .params import tree_and_config
@@ -111,35 +110,6 @@ def receptive_field(config: VitsConfig) -> ReceptiveField:
 # ---------------------------------------------------------------------------------------------
 # Traced code
 
-def _window(module: VitsModel, means, log_variances, durations, speakers, prior_noise, noise_scale,
-            limit, start, chunk: int, margins: ReceptiveField):
-    """Output frames [start, start + chunk) of VitsModel.render over the first `limit` frames.
-
-    means, log_variances (B, T, Z); durations (B, T) float; start, limit () int32 traced;
-    prior_noise (B, Wf, Z) standard normal, rows [flow_start, flow_start + Wf).
-    Returns the waveform (B, chunk * H): zero past each item's end.
-    """
-    hop = module.config.hop_length
-    lengths = jnp.minimum(alignment.output_lengths(durations), limit)              # (B,) frames
-    w_dec = chunk + margins.decoder_left + margins.decoder_right
-    w_flow = w_dec + margins.flow_left + margins.flow_right
-    dec_start = jnp.maximum(start - margins.decoder_left, 0)
-    flow_start = jnp.maximum(dec_start - margins.flow_left, 0)
-    speaker = module.speaker_conditioning(speakers)
-
-    # Flow over frames [flow_start, flow_start + Wf), as VitsModel.render does over its frames.
-    mask = alignment.frame_mask(lengths - flow_start, w_flow, means.dtype)          # (B, Wf, 1)
-    means = alignment.expand(means, durations, w_flow, flow_start)                  # (B, Wf, Z)
-    log_variances = alignment.expand(log_variances, durations, w_flow, flow_start)
-    prior = means + prior_noise * jnp.exp(log_variances) * noise_scale[:, None, None]
-    latents = module.flow(prior, mask, speaker, reverse=True) * mask               # (B, Wf, Z)
-
-    # Decoder over frames [dec_start, dec_start + Wd), its length mask at the utterance's end.
-    latents = jax.lax.dynamic_slice_in_dim(latents, dec_start - flow_start, w_dec, axis=1)
-    waveform = module.decode(latents, speaker, lengths - dec_start)                # (B, >=Wd*H)
-    return jax.lax.dynamic_slice_in_dim(waveform, (start - dec_start) * hop, chunk * hop, axis=1)
-
-
 def window_start(start, margins: ReceptiveField):
     """First prior frame the window of output frame `start` reads (host ints or traced)."""
     maximum = jnp.maximum if isinstance(start, jax.Array) else max
@@ -170,7 +140,7 @@ def render_window(params, encoded: Encoded, key: jax.Array, *, start_frame, num_
     return VitsModel(config, decoder_dtype=dtype).apply(
         {"params": tree}, encoded.means, encoded.log_variances, encoded.durations,
         speaker_ids(speaker_id, b), prior_noise, per_item(noise_scale, config.noise_scale, b),
-        limit, start, num_frames, margins, method=_window)
+        limit, start, num_frames, margins, method=VitsModel.render_window)
 
 
 _window_program = jax.jit(render_window, static_argnames=("num_frames", "margins", "dtype"))

@@ -86,6 +86,36 @@ class VitsModel(nn.Module):
         waveform = self.decode(spectrogram, speaker, lengths)                 # (B, S)
         return waveform, spectrogram, lengths
 
+    def render_window(self, means, log_variances, durations, speakers, prior_noise, noise_scale, limit, start,
+                      chunk: int, margins):
+        """Stage 2 over a window: output frames [start, start + chunk) of `render` over the first
+        `limit` frames, exact when `margins` (`core.windows.ReceptiveField`: flow_left/right,
+        decoder_left/right frames) covers the flow's and decoder's receptive fields.
+
+        means, log_variances (B, T, Z); durations (B, T) float; start, limit () int32 traced;
+        prior_noise (B, Wf, Z) standard normal, rows [flow_start, flow_start + Wf).
+        Returns the waveform (B, chunk * H): zero past each item's end.
+        """
+        hop = self.config.hop_length
+        lengths = jnp.minimum(alignment.output_lengths(durations), limit)              # (B,) frames
+        w_dec = chunk + margins.decoder_left + margins.decoder_right
+        w_flow = w_dec + margins.flow_left + margins.flow_right
+        dec_start = jnp.maximum(start - margins.decoder_left, 0)
+        flow_start = jnp.maximum(dec_start - margins.flow_left, 0)
+        speaker = self.speaker_conditioning(speakers)
+
+        # Flow over frames [flow_start, flow_start + Wf), as VitsModel.render does over its frames.
+        mask = alignment.frame_mask(lengths - flow_start, w_flow, means.dtype)          # (B, Wf, 1)
+        means = alignment.expand(means, durations, w_flow, flow_start)                  # (B, Wf, Z)
+        log_variances = alignment.expand(log_variances, durations, w_flow, flow_start)
+        prior = means + prior_noise * jnp.exp(log_variances) * noise_scale[:, None, None]
+        latents = self.flow(prior, mask, speaker, reverse=True) * mask               # (B, Wf, Z)
+
+        # Decoder over frames [dec_start, dec_start + Wd), its length mask at the utterance's end.
+        latents = jax.lax.dynamic_slice_in_dim(latents, dec_start - flow_start, w_dec, axis=1)
+        waveform = self.decode(latents, speaker, lengths - dec_start)                # (B, >=Wd*H)
+        return jax.lax.dynamic_slice_in_dim(waveform, (start - dec_start) * hop, chunk * hop, axis=1)
+
     def decode(self, spectrogram, speaker, lengths=None):
         """HiFi-GAN in `decoder_dtype`: latents (B, F, Z), speaker (B, 1, E) or None -> waveform
         (B, F*hop) float32."""

@@ -46,7 +46,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
@@ -58,13 +57,14 @@ from .. import core
 from ..core import sharding
 from . import corpus_output as output
 from .audio import peak_normalize
-from ..voice.checkpoint import VitsParams, split_params
+from ..core.params import VitsParams, split_params
 from .corpus_manifest import ManifestError, Row, Skip, check_rows, read_manifest
 from ..tokenizer.base import pad_ids
+from .progress import progress_bar
 from .speech import is_piper_voice
 # synthesize's compiled programs (the core's encode and render, jitted with the shapes static):
 # sharing them means a corpus unit and `synthesize`/`say` run the same executable.
-from .synthesis import (MAX_FRAMES, MAX_TOKENS, MIN_TOKEN_BUCKET, encode_program, render_program, bucket,
+from .synthesis import (MAX_FRAMES, MAX_TOKENS, MIN_TOKEN_BUCKET, encode_program, render_item, render_program, bucket,
                         frame_bucket)
 
 __all__ = ["synthesize_corpus", "Summary", "Unit", "plan_units", "unit_seed", "slerp", "CorpusError",
@@ -269,16 +269,13 @@ def _units_of(row: Row, run_seed: int, variety: Variety, config) -> list[Unit]:
 
 
 # ------------------------------------------------------------------ where and how to compute
-@dataclasses.dataclass(frozen=True)
 class _Placement:
-    """single: unit by unit on one CPU device (a padded batch only adds work there, see
-    synthesis._render_items); split / replicated: the batch sharding over the devices and the
-    params' sharding (None: one device, `device`)."""
+    """`sharding.placement` with the corpus' helpers. single: unit by unit on one CPU device (a
+    padded batch only adds work there, see synthesis.render_item)."""
 
-    single: bool
-    split: Any
-    replicated: Any
-    device: Any
+    def __init__(self, where: sharding.Placement):
+        self.where, self.split, self.replicated, self.device = where, where.split, where.replicated, where.device
+        self.single = where.single_cpu
 
     def batch(self, x, size: int):
         """(size, ...) host array or keys -> on the devices (padded to a multiple of the shards)."""
@@ -289,23 +286,10 @@ class _Placement:
 
 
 def _placement(devices, mesh) -> _Placement:
-    if mesh is not None and devices is not None:
-        raise CorpusError("pass devices= or mesh=, not both")
-    if mesh is None:
-        devices = list(jax.local_devices() if devices is None else devices)
-        if not devices:
-            raise CorpusError("devices: empty list")
-        mesh = sharding.batch_mesh(devices)           # None for one device
-        only = devices[0] if len(devices) == 1 else None
     try:
-        split, replicated = sharding.batch_shardings(mesh)
+        return _Placement(sharding.placement(mesh, devices))
     except ValueError as e:
         raise CorpusError(str(e)) from None
-    if split is not None and split.mesh.devices.size == 1:   # a one-device mesh: as devices=[it]
-        only, split, replicated = split.mesh.devices.flat[0], None, None
-    if split is not None:
-        return _Placement(False, split, replicated, None)
-    return _Placement(only.platform == "cpu", None, None, only)
 
 
 _unit_keys = jax.jit(jax.vmap(lambda seed: jax.random.fold_in(jax.random.key(seed), 0)))  # = say --seed
@@ -366,11 +350,14 @@ class _Batch:
             noise_scale_duration=place(np.array([u.noise_scale_duration for u in self.filled], np.float32)),
             sdp_noise=None)
 
+    def options(self) -> dict:
+        """Stage 2's traced options of this batch (as synthesize passes them)."""
+        return dict(speaker_id=self.speaker_id, noise_scale=self.noise_scale, prior_noise=None)
+
     def render(self, encoded: core.Encoded, num_frames: int, dtype) -> jax.Array:
         """Stage 2 (dispatched, not waited for) -> waveform (B', num_frames * hop [+ a stage's extra])."""
-        return render_program(self.params, encoded, self.key, speaker_id=self.speaker_id,
-                               noise_scale=self.noise_scale, prior_noise=None, num_frames=num_frames,
-                               dtype=dtype)
+        return render_program(self.params, encoded, self.key, **self.options(), num_frames=num_frames,
+                              dtype=dtype)
 
 
 # ------------------------------------------------------------------ planning
@@ -489,16 +476,6 @@ def _windows(units: list[Unit], batch_size: int) -> list[list[Unit]]:
     return [units[i:i + size] for i in range(0, len(units), size)]
 
 
-def _progress(total: int, enabled: bool):
-    if not enabled or total == 0:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True)
-
-
 # ------------------------------------------------------------------ the run
 def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.PathLike, Iterable[dict]],
                       out_dir: Union[str, os.PathLike], *, seed: int = 0,
@@ -602,7 +579,7 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
                                         for u in mine if u.id not in done])
     summary.done_before = sum(u.id in done for u in mine)
 
-    bar = _progress(len(mine) - summary.done_before, progress)
+    bar = progress_bar(len(mine) - summary.done_before, progress, unit="row", dynamic_ncols=True)
     render_started = time.perf_counter()
     try:
         for window in windows:
@@ -630,17 +607,15 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
                                                    len(wave), rate, truncated))
                 summary.written += 1
                 summary.audio_seconds += len(wave) / rate
-                if bar is not None:
-                    elapsed = time.perf_counter() - render_started
-                    bar.set_postfix_str(f"{summary.audio_seconds:.0f} audio s, "
-                                        f"{summary.audio_seconds / max(elapsed, 1e-9):.1f} audio s/s",
-                                        refresh=False)
-                    bar.update(1)
+                elapsed = time.perf_counter() - render_started
+                bar.set_postfix_str(f"{summary.audio_seconds:.0f} audio s, "
+                                    f"{summary.audio_seconds / max(elapsed, 1e-9):.1f} audio s/s",
+                                    refresh=False)
+                bar.update(1)
             for u in planned:
                 u.encoded = None               # the window's encodings are no longer needed
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     skipped.sort(key=lambda s: (s.position, s.id or ""))
     summary.skipped = len(skipped)
     output.write_jsonl(os.path.join(out_dir, f"skipped.{process_index}.jsonl"), [s.record() for s in skipped])
@@ -703,8 +678,8 @@ def _render(params, batches: list[list[Unit]], done: set, batch_size: int, place
             if place.single:
                 for u in todo:
                     encoded, args = u.encoded
-                    frames = min(frame_bucket(u.frames), MAX_FRAMES)
-                    yield [u], args.render(encoded, frames, dtype), frames
+                    yield [u], *render_item(args.params, encoded, args.key, args.options(), u.frames,
+                                            MAX_FRAMES, dtype)
             else:
                 frames = min(frame_bucket(max(u.frames for u in batch)), MAX_FRAMES)
                 args = _Batch(params, batch, batch_size, place)

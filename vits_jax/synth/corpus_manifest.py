@@ -1,4 +1,4 @@
-"""Corpus manifests: reading CSV / JSONL rows and checking each one, for `vits_jax.corpus`.
+"""Corpus manifests: reading CSV / JSONL rows and checking each one, for `vits_jax.synth.corpus`.
 
 A manifest row has `id` and `text`, and optionally `speaker`, `rate`, `noise_scale`,
 `noise_scale_duration` and `seed`. A row that cannot be spoken is not an error for the run: it

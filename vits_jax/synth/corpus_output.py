@@ -1,4 +1,4 @@
-"""Corpus output folder: audio files, per-process record logs and their merge, for `vits_jax.corpus`.
+"""Corpus output folder: audio files, per-process record logs and their merge, for `vits_jax.synth.corpus`.
 
 Layout of OUT:
     run.json               the run's settings; a resumed run must match them

@@ -20,6 +20,9 @@ class _Null:
     def set_postfix(self, *args, **kwargs) -> None:
         pass
 
+    def set_postfix_str(self, *args, **kwargs) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -18,7 +18,6 @@ A voice's params and tokenizer come from `vits_jax.Voice.load` (vits_jax/synth/v
 from __future__ import annotations
 
 import dataclasses
-import os
 import warnings
 from typing import Iterator, Optional
 

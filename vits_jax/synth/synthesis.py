@@ -1,4 +1,4 @@
-"""synthesize(): the host layer over the pure core (core.py): checks, buckets, strategies, numpy out.
+"""synthesize(): the host layer over the pure core (vits_jax/core): checks, buckets, strategies, numpy out.
 
 Shapes: B batch, T tokens (as given), Tb token bucket, F frames (a bucket or `max_frames`),
 Z flow_size, S samples (F * hop).
@@ -35,7 +35,7 @@ from jax.sharding import Mesh, NamedSharding
 
 from .. import core
 from ..core import sharding, windows
-from ..voice.checkpoint import VitsParams, split_params
+from ..core.params import VitsParams, split_params
 from ..config import VitsConfig
 
 MAX_TOKENS = 2048          # longest accepted input (tokens per item)
@@ -301,19 +301,26 @@ def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, f
     out = np.zeros((len(item_frames), int(np.minimum(item_frames, frames).max()) * hop), np.float32)
     pending = []
     for i, needed in enumerate(item_frames):
-        num_frames = min(frame_bucket(int(needed)), frames)
         item = jax.tree.map(lambda x: x[i:i + 1], encoded)
         options = {k: None if v is None else v[i:i + 1] for k, v in traced.items()}
-        if options["prior_noise"] is not None:
-            options["prior_noise"] = options["prior_noise"][:, :num_frames]
-        pending.append(_render(params, item, key[i:i + 1], options, num_frames, min(int(needed), num_frames),
-                               dtype))   # dispatched asynchronously unless windowed
+        pending.append(render_item(params, item, key[i:i + 1], options, int(needed), frames, dtype)[0])
     for i, wave in enumerate(pending):
         # A stage whose (kernel - rate) is odd adds samples past frames * hop (see
         # hifigan.output_length); lengths count frames * hop, as transformers', so they are cut.
         wave = np.asarray(wave)[0, :out.shape[1]]
         out[i, :wave.shape[0]] = wave
     return out
+
+
+def render_item(params, encoded, key, options: dict, needed: int, limit: int, dtype):
+    """One item's stage 2 (batch of 1) at its own frame bucket, at most `limit` frames ->
+    (waveform (1, >= frames * hop), frames rendered). The one per-item renderer on a CPU:
+    synthesize's items and corpus synthesis' units both go through it, so they share programs
+    and bytes. Dispatched asynchronously unless windowed (past RENDER_WINDOW_FRAMES)."""
+    num_frames = min(frame_bucket(int(needed)), limit)
+    if options.get("prior_noise") is not None:
+        options = dict(options, prior_noise=options["prior_noise"][:, :num_frames])
+    return _render(params, encoded, key, options, num_frames, min(int(needed), num_frames), dtype), num_frames
 
 
 def _render(params, encoded, key, options: dict, num_frames: int, stop_frame: int, dtype):
@@ -348,11 +355,8 @@ def _check_output_size(batch: int, frames: int, hop: int, max_frames, predicted:
 
 def _placement(mesh, devices):
     """mesh= (a Mesh or a batch NamedSharding) or devices= -> (batch sharding, replicated) or Nones."""
-    if mesh is not None and devices is not None:
-        raise ValueError("pass mesh= or devices=, not both")
-    if mesh is None:
-        mesh = sharding.batch_mesh(devices)
-    return sharding.batch_shardings(mesh)
+    where = sharding.placement(mesh, devices)
+    return where.split, where.replicated
 
 
 def _prepare(params, ids, attention_mask, key, speaker_id, speaking_rate, noise_scale,

@@ -184,11 +184,10 @@ class _Log:
 
 
 def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> RunResult:
-    from ..synth.speech import speak  # text of any length -> waveform, as `vits-jax say`
-    from ..voice.checkpoint import load
-    from ..voice.hub import resolve
-    from ..tokenizer import Tokenizer
+    import dataclasses
+
     from ..synth import audio
+    from ..synth.voice import Voice   # samples are spoken as `vits-jax say` speaks
 
     if run.steps < 1 or run.batch_size < 1 or run.save_every < 1 or run.sample_every < 1:
         raise ValueError("--steps, --batch-size, --save-every and --sample-every must be >= 1")
@@ -197,9 +196,9 @@ def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, fi
     if not os.path.exists(run.data):
         raise FileNotFoundError(f"manifest {run.data} not found")
     devices = _devices(run)
-    folder = resolve(run.model)
-    params = load(folder)
-    config, tokenizer = params.config, Tokenizer.load(folder)
+    voice = Voice.load(run.model)
+    folder, params, tokenizer = voice.source, voice.params, voice.tokenizer
+    config = params.config
     out = os.path.abspath(run.out)
     os.makedirs(os.path.join(out, "samples"), exist_ok=True)
 
@@ -250,7 +249,8 @@ def train(run: RunConfig, *, echo: Callable[[str], None] = lambda s: print(s, fi
     sample_text = run.sample_text or dataset.examples[0].text
 
     def sample(step: int):
-        speech = speak(VitsParams(state.generator, config), tokenizer, sample_text, seed=run.seed)
+        now = dataclasses.replace(voice, params=VitsParams(state.generator, config))
+        speech = now.speak(sample_text, seed=run.seed)
         audio.write_wav(os.path.join(out, "samples", f"step_{step:07d}.wav"), speech.waveform,
                         speech.sampling_rate)
 

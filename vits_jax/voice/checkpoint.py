@@ -16,8 +16,7 @@ import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Optional
 
 import jax
 import numpy as np

@@ -1,20 +1,17 @@
-"""What a path holds -> (state dict, name table, VitsConfig, tokenizer files to keep).
+"""What a path is as a voice (`describe_source`, `tokenizer_location`), and its weights read (`open_source`).
 
-Sources (a converted vits-jax folder is read by checkpoint.py, not here):
+Sources (a converted vits-jax folder is described here and read by checkpoint.py):
 - a transformers folder: `config.json` + `model.safetensors` (or sharded, or `pytorch_model.bin`);
 - an original VITS checkpoint (jaywalnut310/vits `G_*.pth` = `{"model": ...}`, MMS' fairseq release,
   a plain state dict in .pth/.pt/.bin/.safetensors) with its VITS `config.json` (`data` / `model`
   sections) beside it or given as `config=`; a folder holding both (the newest G_*.pth is used);
 - Piper's Lightning checkpoint `.ckpt` (`state_dict` with `model_g.` / `model_d.` prefixes); the
   hyper-parameters from the checkpoint (`hyper_parameters`) or from `config=`;
-- a Piper voice `.onnx` (+ `.onnx.json`), or a folder holding one (read by onnx_voice.py).
+- a Piper voice `.onnx` (+ `.onnx.json`), or a folder holding one (read by piper_onnx.py).
 
-Hyper-parameters the original VITS code fixes rather than configures (WaveNet and flow depths, the
-duration predictor's kernel, layers, flows and bins, the attention window, the vocabulary size,
-speakers) are read from the tensor shapes, so forks that changed them still load. Values no shape
-can tell (upsample rates, residual dilations, the sampling rate, the spectrogram size) must come
-from the config; a missing one is an error naming it, never a guess. Constants of the original code
-that no file records: WaveNet dilation rate 1, spline tail bound 5, 2 duration-flow channels.
+Every source of original VITS names gets its architecture from the weights' shapes
+(architecture.py); values no shape can tell (upsample rates, residual dilations, the sampling rate,
+the spectrogram size) must come from the config; a missing one is an error naming it, never a guess.
 """
 
 from __future__ import annotations
