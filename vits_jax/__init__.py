@@ -32,7 +32,7 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value          # later lookups skip this function
         return value
-    try:  # `vits_jax.synthesis` without importing it first, as when this file imported everything
+    try:  # `vits_jax.synth.synthesis` without importing it first, as when this file imported everything
         return importlib.import_module(f".{name}", __name__)
     except ModuleNotFoundError as e:
         if e.name != f"{__name__}.{name}":

@@ -6,11 +6,11 @@
     vits-jax batch texts.csv --out corpus/ -m en_US-joe-medium.onnx       # a Piper voice
 
 Running again with the same --out resumes: finished rows are kept, the rest is spoken, and the
-folder ends as an uninterrupted run would have left it (see vits_jax/corpus.py). On a CPU each
+folder ends as an uninterrupted run would have left it (see vits_jax/synth/corpus.py). On a CPU each
 frame bucket compiles its own program once; set JAX_COMPILATION_CACHE_DIR (with
 JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0) to keep them for the next run.
 
-`register(subparsers)` adds the subcommand to the `vits-jax` parser; `python -m vits_jax.corpus_cli
+`register(subparsers)` adds the subcommand to the `vits-jax` parser; `python -m vits_jax.app.batch
 ARGS` runs it alone. User errors print `error: ...` on stderr and exit with status 1.
 """
 

@@ -621,7 +621,7 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
     output.write_jsonl(os.path.join(out_dir, f"skipped.{process_index}.jsonl"), [s.record() for s in skipped])
 
     if process_count > 1:
-        (barrier or _sync)("vits_jax.corpus.done")
+        (barrier or _sync)("vits_jax.synth.corpus.done")
     if process_index == 0:
         output.remove_temporaries(out_dir, ["manifest.jsonl", "skipped.jsonl"])
         output.merge_shards(out_dir, process_count)

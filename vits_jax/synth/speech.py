@@ -4,7 +4,7 @@ Shapes: n pieces (sentence-sized parts of the text), B batch rows, T tokens, S s
 
 `speak` is what `vits-jax say`, the notebooks and the training loop's samples use:
   1. `prepare_pieces` splits the text with the tokenizer's own splitter (`split_sentences`: Piper
-     voices split as Piper, character voices by vits_jax/text.py), longer sentences at commas and
+     voices split as Piper, character voices by vits_jax/tokenizer/sentences.py), longer sentences at commas and
      then between words so none exceeds `max_tokens`, and drops pieces with nothing to say;
   2. the pieces are sorted by token count and synthesized `batch_size` at a time (similar lengths
      share a batch, so little is spent on padding), then put back in reading order;
@@ -104,7 +104,7 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
     normalize: scale each piece so its peak |sample| is 1.0, as Piper's API does per sentence
     (`audio.peak_normalize`). None (default) means: on for Piper voices (`is_piper_voice`), off
     for transformers / MMS voices, whose levels stay as the model makes them.
-    progress: a progress bar on a terminal's stderr (vits_jax.progress).
+    progress: a progress bar on a terminal's stderr (vits_jax.synth.progress).
     prepared: `prepare_pieces(tokenizer, text, max_tokens)`'s result when the caller has it (the
     CLI checks the text before loading weights), so the text is not tokenized again.
     """
@@ -178,7 +178,7 @@ def speak_stream(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Opt
     first_piece > 0, so the parts concatenate to `speak` of the whole text when its sentences
     split as the parts' do.
 
-    Pieces are rendered one by one in reading order, each in chunks (`vits_jax.streaming.stream`:
+    Pieces are rendered one by one in reading order, each in chunks (`vits_jax.synth.streaming.stream`:
     a small first chunk, then larger ones, exactly the piece's samples), so the first audio comes
     after a fraction of the first sentence. With normalize (Piper voices' default) a piece is
     yielded whole, since its level depends on its peak. Text errors are raised at the first `next()`.

@@ -435,7 +435,7 @@ def encode_checked(params, ids, attention_mask=None, *, key: Optional[jax.Array]
                    speaker_id=None, speaking_rate=None, noise_scale=None, noise_scale_duration=None,
                    config: Optional[VitsConfig] = None, sdp_noise=None) -> Stage1:
     """synthesize's argument checks (the same ValueErrors) and its stage-1 program, for callers that
-    render stage 2 themselves (vits_jax.streaming): `core.render` / `windows.render_window` with
+    render stage 2 themselves (vits_jax.synth.streaming): `core.render` / `windows.render_window` with
     the returned key, speaker_id and noise_scale give synthesize's samples."""
     params, t, b, encode_args, options, _ = _prepare(params, ids, attention_mask, key, speaker_id,
                                                      speaking_rate, noise_scale, noise_scale_duration,
@@ -477,7 +477,7 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     Memory: rendering takes ~229 KB per frame and item at MMS-eng size on CPU (XLA's memory
     analysis of the compiled window program: 20.8 MB for 64 frames, 241.0 MB for 1024). Renders
     longer than RENDER_WINDOW_FRAMES (1024) frames go in exact windows of at most that many frames,
-    overlapped by the networks' receptive field (vits_jax.windows): the same samples to float32
+    overlapped by the networks' receptive field (vits_jax.core.windows): the same samples to float32
     round-off, at most ~241 MB per item whatever the length (plus the output). The returned waveform must fit
     MAX_OUTPUT_BYTES (1 GiB at 4 bytes per sample): a larger one is refused before any rendering
     with a ValueError naming the option that asked for it (max_frames, or a speaking_rate /

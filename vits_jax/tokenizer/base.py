@@ -41,7 +41,7 @@ class TokenizerBase:
 
     def split_sentences(self, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[str]:
         """Text -> pieces of at most `max_tokens` ids each, cut at sentence ends, then clause
-        marks, then spaces (`vits_jax.text.split_text` with this tokenizer's counts)."""
+        marks, then spaces (`vits_jax.tokenizer.sentences.split_text` with this tokenizer's counts)."""
         return split_text(text, max_tokens, count=lambda s: len(self.tokenize(s)))
 
     def encode_pieces(self, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[tuple[str, list[int]]]:

@@ -99,7 +99,7 @@ class Tokenizer(TokenizerBase):
     them from a checkpoint folder.
     """
 
-    kind = "vits"   # describe()["kind"]; vits_jax.speech.is_piper_voice reads it
+    kind = "vits"   # describe()["kind"]; vits_jax.synth.speech.is_piper_voice reads it
 
     def __init__(
         self,
@@ -256,7 +256,7 @@ class Tokenizer(TokenizerBase):
 
     def split_sentences(self, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[str]:
         """Text -> pieces of at most `max_tokens` ids each, cut at sentence ends, then clause
-        marks, then spaces (`vits_jax.text.split_text` with this tokenizer's counts; dropped
+        marks, then spaces (`vits_jax.tokenizer.sentences.split_text` with this tokenizer's counts; dropped
         characters are reported when the pieces are encoded, not while counting)."""
         return split_text(text, max_tokens,
                           count=lambda s: len(self.vocabulary.tokens(self._prepare(s, "ignore"))[0]))

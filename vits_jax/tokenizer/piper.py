@@ -59,7 +59,7 @@ class PiperTokenizer(TokenizerBase):
             kind; espeak-ng already speaks numbers and accented letters, so they change nothing.
     """
 
-    kind = "piper"   # describe()["kind"]; vits_jax.speech.is_piper_voice reads it
+    kind = "piper"   # describe()["kind"]; vits_jax.synth.speech.is_piper_voice reads it
 
     def __init__(self, phoneme_id_map: Mapping[str, Sequence[int] | int], *, espeak_voice: str = "en-us",
                  phoneme_type: str = "espeak", vowel_clusters: Iterable[Sequence[str]] | None = None,
@@ -264,7 +264,7 @@ class PiperTokenizer(TokenizerBase):
 
     def split_sentences(self, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[str]:
         """The text of each of Piper's sentences, a sentence longer than `max_tokens` ids cut
-        further at clause marks and spaces (`vits_jax.text.split_long`)."""
+        further at clause marks and spaces (`vits_jax.tokenizer.sentences.split_long`)."""
         out: list[str] = []
         for phonemes, start, end in self._sentences(text):
             piece = " ".join(text[start:end].split())

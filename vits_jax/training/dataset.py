@@ -5,7 +5,7 @@ Shapes: T tokens, S samples (a whole number of hops).
 Bad rows never stop loading: a missing or unreadable audio file, empty text, text that tokenizes to
 nothing, a bad speaker id, audio that is too short or too long, too many tokens. Each is recorded
 in `Dataset.skipped` as (row number, reason) and one warning summarises them. Audio is read and
-resampled by `vits_jax.audio` (`read_audio`, `resample`).
+resampled by `vits_jax.synth.audio` (`read_audio`, `resample`).
 """
 
 from __future__ import annotations

@@ -227,7 +227,7 @@ def from_torch_state_dict(state_dict: Mapping[str, Any], config: DiscriminatorCo
 
 
 def load_discriminator(path: str, config: DiscriminatorConfig = DiscriminatorConfig()):
-    """Discriminator params from a weights file, read without torch (vits_jax.weights.files):
+    """Discriminator params from a weights file, read without torch (vits_jax.voice.files):
     `.safetensors` or a torch pickle (`.pth`/`.pt`/`.bin`) holding the state dict itself, VITS'
     training checkpoint `{"model": state_dict, ...}` (its D_*.pth files) or Piper's Lightning
     `.ckpt` (its `model_d.` entries). A file of a whole model whose discriminator keys start with
