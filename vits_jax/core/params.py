@@ -7,10 +7,12 @@ core needs no separate config argument.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, Optional
 
 import jax
+from jax import export as _export
 import numpy as np
 
 from ..config import VitsConfig
@@ -63,6 +65,14 @@ def split_params(params, config: Optional[VitsConfig] = None):
     return dict(params), config
 
 
+
+
+# jax.export serializes a program's pytrees by name: VitsParams' config travels as JSON, so an
+# exported program is called with params exactly as `vits_jax.load` returns them.
+_export.register_pytree_node_serialization(
+    VitsParams, serialized_name="vits_jax.VitsParams",
+    serialize_auxdata=lambda config: json.dumps(config.to_dict(), sort_keys=True).encode(),
+    deserialize_auxdata=lambda data: VitsConfig.from_dict(json.loads(data)))
 
 
 def tree_and_config(params) -> tuple[Any, VitsConfig]:

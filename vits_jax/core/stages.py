@@ -27,6 +27,7 @@ from typing import Optional
 import flax.struct
 import jax
 import jax.numpy as jnp
+from jax import export as _export
 
 from ..nn import alignment
 from ..nn.model import VitsModel
@@ -61,6 +62,12 @@ class GenerateOutput:
     lengths: jax.Array
     durations: jax.Array
     truncated: jax.Array
+
+
+for _cls in (Encoded, GenerateOutput):      # flax dataclasses: no static fields (aux is ())
+    _export.register_pytree_node_serialization(
+        _cls, serialized_name=f"vits_jax.{_cls.__name__}", serialize_auxdata=lambda aux: b"",
+        deserialize_auxdata=lambda data: ())
 
 
 COMPUTE_DTYPES = ("float32", "bfloat16", "float16")   # decoder compute dtypes
