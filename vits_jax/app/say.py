@@ -46,7 +46,9 @@ def cmd_say(args) -> int:
         if not args.subtitles.lower().endswith((".srt", ".vtt")):
             raise CliError(f"--subtitles {args.subtitles}: the file name must end in .srt or .vtt")
         check_output(args.subtitles, "--subtitles", "FILE.srt")
-    lines = raw and args.text == "-"        # streamed from standard input, line by line, as Piper
+    if args.ssml_lenient:
+        args.ssml = True
+    lines = raw and args.text == "-" and not args.ssml   # stdin line by line as it arrives, as Piper
     text = None if lines else read_text(args.text)
     report = Warnings()
     path, info = locate(args.model, args.config)
@@ -54,7 +56,13 @@ def cmd_say(args) -> int:
     # whatever is still dropped or replaced is reported as a `warning:` line
     tokenizer = open_tokenizer(path, config=args.config, expand_numbers=True, fold_diacritics=True)
     prepared = None
-    if text is not None:
+    if args.ssml:
+        from ..tokenizer.ssml import parse_ssml
+
+        with report():      # SSML errors (line and column) before the slow part
+            parse_ssml(text, lenient=args.ssml_lenient, language=getattr(tokenizer, "language", None) or "en",
+                       phonemes_allowed=speech.is_piper_voice(tokenizer))
+    elif text is not None:
         with report():      # text errors before the slow part; the text is tokenized only here
             prepared = speech.prepare_pieces(tokenizer, text, args.max_tokens)
     common.INTERRUPT.check()
@@ -69,10 +77,20 @@ def cmd_say(args) -> int:
     options = dict(seed=args.seed, speaker_id=speaker, speaking_rate=args.rate,
                    noise_scale=args.noise_scale, noise_scale_duration=args.noise_scale_duration,
                    max_tokens=args.max_tokens, pause=args.pause, normalize=args.normalize)
-    if raw:
+    if raw and not args.ssml:
         return _say_raw(voice, text, options, report)
     with report():
-        said = voice.speak(text, batch_size=args.batch_size, progress=True, prepared=prepared, **options)
+        if args.ssml:
+            said = voice.speak(text, batch_size=args.batch_size, progress=True, ssml=True,
+                               ssml_lenient=args.ssml_lenient, **options)
+        else:
+            said = voice.speak(text, batch_size=args.batch_size, progress=True, prepared=prepared, **options)
+    if raw:                 # SSML: the whole speech, then its PCM (breaks and rates need it whole)
+        sys.stdout.buffer.write(audio.to_pcm16(said.waveform).tobytes())
+        sys.stdout.buffer.flush()
+        print(f"wrote standard output (raw 16-bit PCM): {said.seconds:.2f} s at {said.sampling_rate} Hz, "
+              f"{len(said.pieces)} sentence(s)", file=sys.stderr)
+        return 0
     if any(said.truncated):
         cut = sum(said.truncated)
         print(f"warning: {cut} of {len(said.pieces)} sentence(s) reached the synthesizer's "
@@ -201,6 +219,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                      help="scale each sentence to peak 1.0, as Piper does (default: on for Piper "
                           "voices, off for transformers / MMS voices)")
+    p.add_argument("--ssml", action="store_true",
+                   help="TEXT is SSML: <speak>, <p>, <s>, <break>, <prosody rate>, <say-as>, <sub>, "
+                        "<voice name> (a speaker name), <phoneme ph> (Piper voices)")
+    p.add_argument("--ssml-lenient", action="store_true",
+                   help="with --ssml: speak the text of unknown elements (with a warning) instead of "
+                        "refusing them")
     add_cache_options(p)
     p.set_defaults(func=cmd_say)
     return p

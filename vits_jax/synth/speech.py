@@ -55,6 +55,8 @@ class Speech:
     ids: list[list[int]] = dataclasses.field(default_factory=list)        # (T_i,) token ids per piece
     durations: list[np.ndarray] = dataclasses.field(default_factory=list)  # (T_i,) int frames per token
     hop_length: int = 0           # samples per frame: a token spans durations * hop_length samples
+    gaps: Optional[list[int]] = None   # samples of silence after each piece (None: pause_samples
+                                       # between pieces; SSML breaks make them differ)
 
     @property
     def seconds(self) -> float:
@@ -89,7 +91,7 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
           noise_scale_duration: Optional[float] = None, batch_size: int = DEFAULT_BATCH_SIZE,
           max_tokens: int = DEFAULT_MAX_TOKENS, pause: float = DEFAULT_PAUSE,
           normalize: Optional[bool] = None, progress: bool = False, stream: bool = False,
-          prepared: Optional[tuple[list[str], list[list[int]]]] = None):
+          prepared: Optional[tuple[list[str], list[list[int]]]] = None, first_piece: int = 0):
     """Text of any length -> one waveform (see the module docstring for the plan): a `Speech`;
     with stream=True an iterator of waveform chunks as they are produced (`speak_stream`).
 
@@ -107,6 +109,8 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
     progress: a progress bar on a terminal's stderr (vits_jax.synth.progress).
     prepared: `prepare_pieces(tokenizer, text, max_tokens)`'s result when the caller has it (the
     CLI checks the text before loading weights), so the text is not tokenized again.
+    first_piece: the index of this text's first piece in a longer text spoken in parts (SSML
+    runs): piece i draws from fold_in(key(seed), first_piece + i), as in `speak_stream`.
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -114,7 +118,7 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
         return speak_stream(params, tokenizer, text, seed=seed, speaker_id=speaker_id,
                             speaking_rate=speaking_rate, noise_scale=noise_scale,
                             noise_scale_duration=noise_scale_duration, max_tokens=max_tokens,
-                            pause=pause, normalize=normalize, prepared=prepared)
+                            pause=pause, normalize=normalize, prepared=prepared, first_piece=first_piece)
     import jax
     import jax.numpy as jnp
 
@@ -127,7 +131,8 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
     order = sorted(range(n), key=lambda i: len(ids[i]))
     rows = batch_size if n > batch_size else n
     base = jax.random.key(seed)
-    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(n, dtype=jnp.uint32))  # (n,)
+    keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(first_piece, first_piece + n,
+                                                                       dtype=jnp.uint32))       # (n,)
     waves: list[Optional[np.ndarray]] = [None] * n
     durations: list[Optional[np.ndarray]] = [None] * n
     truncated = [False] * n

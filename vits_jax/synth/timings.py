@@ -36,10 +36,11 @@ class Cue:
 
 def piece_starts(speech) -> list[int]:
     """(n,) first sample of each piece in `speech.waveform`."""
+    gaps = getattr(speech, "gaps", None) or [speech.pause_samples] * len(speech.lengths)
     starts, at = [], 0
-    for n in speech.lengths:
+    for n, gap in zip(speech.lengths, gaps):
         starts.append(at)
-        at += n + speech.pause_samples
+        at += n + gap
     return starts
 
 

@@ -168,8 +168,19 @@ class Voice:
         return synthesize(self.params, ids, attention_mask, **self._options(options))
 
     def speak(self, text: str, *, batch_size: int = DEFAULT_BATCH_SIZE, pause: Optional[float] = None,
-              normalize: Optional[bool] = None, **options):
-        """Text of any length -> `Speech` (`vits_jax.speak` with this voice's defaults)."""
+              normalize: Optional[bool] = None, ssml: bool = False, ssml_lenient: bool = False, **options):
+        """Text of any length -> `Speech` (`vits_jax.speak` with this voice's defaults). ssml=True:
+        `text` is SSML (synth/ssml.py; <voice name> picks one of this voice's named speakers);
+        ssml_lenient: unknown elements are spoken as text with a warning instead of an error."""
+        if ssml:
+            from .ssml import speak_ssml
+
+            options = self._options(options)
+            options.pop("prepared", None)
+            return speak_ssml(self.params, self.tokenizer, text, batch_size=batch_size,
+                              pause=self.pause if pause is None else pause,
+                              normalize=self.normalize if normalize is None else normalize,
+                              lenient=ssml_lenient, speaker_for=self.speaker_id, **options)
         from .speech import speak
 
         return speak(self.params, self.tokenizer, text, batch_size=batch_size,
