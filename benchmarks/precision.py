@@ -1,6 +1,8 @@
 """bfloat16 decoder vs float32: speed and deviation (max abs error, SNR in dB) on a sentence set.
 
-    python benchmarks/precision.py [--dtype bfloat16] [--sentences 8]
+    python benchmarks/precision.py [--dtype bfloat16] [--sentences 8] [--repeats 3] [--wait-quiet 600]
+
+The speed ratio is labelled NOT VALID when other processes used more than --max-other cores.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import build, calibrated_rate, median_time  # noqa: E402
+from common import add_load_arguments, build, calibrated_rate, median_time, start_load  # noqa: E402
 
 
 def main():
@@ -20,7 +22,9 @@ def main():
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--sentences", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    add_load_arguments(parser)
     args = parser.parse_args()
+    load = start_load(args)
 
     from vits_jax import synthesize
 
@@ -43,7 +47,8 @@ def main():
     print(f"{args.sentences} sentences: {args.dtype} vs float32: max abs error {max(errors):.2e}, "
           f"SNR min {min(snrs):.1f} dB / median {np.median(snrs):.1f} dB; "
           f"time float32 {sum(t32):.2f} s, {args.dtype} {sum(tlow):.2f} s "
-          f"({sum(t32) / sum(tlow):.2f}x)")
+          f"({sum(t32) / sum(tlow):.2f}x{load.check()[1]})")
+    load.report()
 
 
 if __name__ == "__main__":

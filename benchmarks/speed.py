@@ -1,12 +1,14 @@
 """vits-jax vs transformers' VitsModel on the same machine, same weights, same ids, one process.
 
-    python benchmarks/speed.py [--repeats 5] [--cases 1x20,1x100,1x400,8x100] [--memory]
+    python benchmarks/speed.py [--repeats 5] [--cases 1x20,1x100,1x400,8x100] [--memory] [--wait-quiet 600]
 
 MMS-eng architecture (random weights, 36.3 M parameters), noise off on both sides and a speaking
 rate that gives ~6.5 frames per token, so both do the same work. Runs are interleaved
 (torch, jax, torch, jax, ...) and medians reported. For batches, PyTorch is timed both as a padded
 batch and as a loop over items, and the ratio uses the better of the two. Runs unchanged on a GPU.
 `--memory` measures peak RSS of batch 8 x 400 tokens for each framework in its own subprocess.
+Each row ends with the cores other processes used while it was measured; its ratio is labelled
+NOT VALID above --max-other cores.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import build, calibrated_rate, decoder_flops_per_frame, median_time, peak_rss_mb  # noqa: E402
+from common import (add_load_arguments, build, calibrated_rate, decoder_flops_per_frame, median_time,  # noqa: E402
+                    peak_rss_mb, snapshot, start_load)
 
 
 def make_batch(cfg, batch, tokens, seed):
@@ -136,9 +139,11 @@ def main():
     parser.add_argument("--cases", default="1x20,1x100,1x400,8x100")
     parser.add_argument("--memory", action="store_true", help="peak RSS of 8x400 per framework")
     parser.add_argument("--memory-child", choices=["torch", "jax"], help=argparse.SUPPRESS)
+    add_load_arguments(parser)
     args = parser.parse_args()
     if args.memory_child:
         return memory_child(args.memory_child)
+    load = start_load(args)
 
     import jax
     import torch
@@ -153,21 +158,25 @@ def main():
     rows = []
     for case in args.cases.split(","):
         batch, tokens = map(int, case.split("x"))
+        since = snapshot()
         rows.append(run_case(hf, params, batch, tokens, args.repeats, device))
         r = rows[-1]
+        _, label = load.check(since)
         loop = f" (loop {r['torch_loop_s']:.3f})" if r["torch_loop_s"] else ""
         print(f"{r['case']:>7}  audio {r['audio_s']:6.2f}s  torch {r['torch_s']:.3f}s{loop}  jax {r['jax_s']:.3f}s  "
               f"RTF torch {r['rtf_torch']:.3f} jax {r['rtf_jax']:.3f}  GFLOP/s torch {r['gflops_torch']:.0f} "
-              f"jax {r['gflops_jax']:.0f}  torch/jax {r['ratio']:.2f}x  (jax first call {r['jax_first_call_s']:.1f}s)",
-              flush=True)
+              f"jax {r['gflops_jax']:.0f}  torch/jax {r['ratio']:.2f}x{label}  "
+              f"(jax first call {r['jax_first_call_s']:.1f}s; {load.note(since)})", flush=True)
+    since = snapshot()
     peak = conv_peak_gflops()
     print(f"conv peak (jax, 3x256x256 conv): {peak:.0f} GFLOP/s; decoder-dominated jax throughput at "
-          f"{max(r['gflops_jax'] for r in rows) / peak:.0%} of it")
+          f"{max(r['gflops_jax'] for r in rows) / peak:.0%} of it ({load.note(since)})")
     if args.memory:
         for fw in ("torch", "jax"):
             out = subprocess.run([sys.executable, __file__, "--memory-child", fw], capture_output=True, text=True)
             line = out.stdout.strip().splitlines()[-1] if out.returncode == 0 else out.stderr[-500:]
             print(f"8x400 peak RSS {fw}: {line}")
+    load.report()
 
 
 if __name__ == "__main__":

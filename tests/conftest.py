@@ -144,7 +144,7 @@ def speech_clip(path, text: str, seed: int = 0):
     import wave
 
     if shutil.which("espeak-ng"):
-        subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+        subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True, timeout=60)
         return
     rate = 16000
     t = np.arange(int(0.6 * rate)) / rate
@@ -152,3 +152,20 @@ def speech_clip(path, text: str, seed: int = 0):
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
         w.writeframes(np.round(x * 32767).astype("<i2").tobytes())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_under_home(tmp_path_factory):
+    """What libraries would write under the home folder goes to this session's temporary folder,
+    in this process and every process it starts: matplotlib's font cache (the notebooks, the
+    training loop's loss plot), IPython's profile and Jupyter's connection files (the notebooks'
+    kernels), and everything kept under XDG_CACHE_HOME (`vits-jax`'s default JAX compilation
+    cache, the hub's and torch's caches, fontconfig's)."""
+    root = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as env:
+        for name, folder in (("MPLCONFIGDIR", "matplotlib"), ("IPYTHONDIR", "ipython"),
+                             ("JUPYTER_CONFIG_DIR", "jupyter/config"), ("JUPYTER_DATA_DIR", "jupyter/data"),
+                             ("JUPYTER_RUNTIME_DIR", "jupyter/runtime"), ("XDG_CACHE_HOME", "cache"),
+                             ("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data")):
+            env.setenv(name, str(root / folder))
+        yield root

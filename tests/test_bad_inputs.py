@@ -18,12 +18,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import warnings
 
 import jax
 import numpy as np
 import pytest
+from cli_stages import Staged
 from conftest import hf_model, small_config
 
 from vits_jax.app import main as cli
@@ -573,17 +573,19 @@ def test_process_exit_status_and_ctrl_c(models, tmp_path):
     err = proc.stderr.decode()
     assert proc.returncode == 1 and err.startswith("error: standard input is not UTF-8") and "Traceback" not in err
     _assert_untouched(out)
-    proc = subprocess.Popen(exe, stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=_env())
+    # the same command, which says when it starts reading standard input (tests/cli_stages.py)
+    run = Staged(exe[3:], stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=_env())
+    proc = run.proc
     try:
-        time.sleep(2.0)                                   # blocked reading standard input by then
+        run.wait_for("stdin", timeout=300)
+        run.blocked()                                     # in the read itself, where /proc shows it
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        proc.wait(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        run.close()
         proc.stdin.close()
-    err = proc.stderr.read().decode()
+    err = proc.stderr.read().decode()                     # ended: read to its end at once
     proc.stderr.close()
     # 130; or, rarely under load, main's "interrupted" and then an end by SIGINT itself, which a
     # shell reports as 130 too (a redelivered SIGINT after main returned; see common.Interrupt)

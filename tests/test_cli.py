@@ -18,6 +18,7 @@ import wave
 
 import numpy as np
 import pytest
+from cli_stages import Staged
 from conftest import hf_model, small_config
 
 from vits_jax.synth import audio, speech
@@ -314,12 +315,18 @@ def test_process_errors_are_clean_and_leave_the_output_alone(models, cache_dir, 
     _assert_clean_error(proc, "--speaker 7", "3 speakers")
     assert out.read_bytes() == b"keep me" and sorted(os.listdir(tmp_path)) == ["out.wav"]
     # without the joe voice package the default model is a hub id: offline that fails at once,
-    # saying how to pass a folder
-    start = time.perf_counter()
-    proc = _run(["say", "Hi.", "-o", str(tmp_path / "hub.wav")], cache_dir,
-                env=_env(cache_dir, HF_HOME=str(tmp_path / "hf"), PYTHONPATH=_without_joe(tmp_path)))
-    _assert_clean_error(proc, "facebook/mms-tts-eng", "-m FOLDER")
-    assert time.perf_counter() - start < 60
+    # saying how to pass a folder; "at once": not one connection or name lookup tried (each could
+    # wait for a network timeout), counted by an audit hook in the process
+    run = Staged(["say", "Hi.", "-o", str(tmp_path / "hub.wav")], stdout=subprocess.DEVNULL,
+                 stderr=subprocess.PIPE, cwd=ROOT,
+                 env=_env(cache_dir, HF_HOME=str(tmp_path / "hf"), PYTHONPATH=_without_joe(tmp_path)))
+    try:
+        _, err = run.proc.communicate(timeout=120)
+    finally:
+        run.close()
+    _assert_clean_error(subprocess.CompletedProcess(run.proc.args, run.proc.returncode, b"", err),
+                        "facebook/mms-tts-eng", "-m FOLDER")
+    assert [line for line in run.lines() if line.startswith("network")] == []
     assert not os.path.exists(tmp_path / "hub.wav")
 
 
@@ -411,51 +418,67 @@ def test_unusable_output_paths_are_refused_before_any_work(models, tmp_path, mon
     assert afile.read_text() == "x"
 
 
-def _wait_for(proc, condition, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and proc.poll() is None and not condition():
-        time.sleep(0.02)
+# Where a Ctrl-C lands -> the stage tests/cli_stages.py holds the command at until the signal comes
+# (None: no stage; "start-up" is the plain command, interrupted as soon as it is started).
+CTRL_C_STAGES = {
+    "start-up": None,
+    "imports": "import:jax",                          # jax's import (vits_jax.synth.synthesis pulls it in)
+    "standard-input": None,                           # blocked reading it (see Staged.blocked)
+    "model": "open:{model}",                          # the model folder's first file
+    "loading": "call:vits_jax.voice.checkpoint:load_local",     # reading and placing the weights
+    "synthesis": "call:vits_jax.synth.speech:speak",        # tracing, compiling, rendering
+}
 
 
-def test_ctrl_c_at_any_moment_exits_130_and_leaves_the_output_alone(models, cache_dir, tmp_path):
-    """SIGINT at start-up, while reading standard input, during the imports, while opening the
-    model and during loading / compiling / synthesis: exit status 130, `interrupted`, no
-    traceback, and the existing output file unchanged, with no temporary file beside it."""
+@pytest.mark.parametrize("stage", list(CTRL_C_STAGES))
+def test_ctrl_c_at_any_moment_exits_130_and_leaves_the_output_alone(models, cache_dir, tmp_path, stage):
+    """SIGINT at start-up, during the imports, while reading standard input, while opening the
+    model, while loading the weights and during synthesis: exit status 130, `interrupted`, no
+    traceback, and the existing output file unchanged, with no temporary file beside it. Each
+    stage is waited for (the process says when it is there and waits), never guessed with a delay."""
     import signal
 
     out = tmp_path / "out.wav"
     out.write_bytes(b"keep me")
-    exe = [sys.executable, "-m", "vits_jax", "say", "-", "-m", models["single"], "-o", str(out),
-           "--no-cache"]
-    # (seconds after standard input is closed; None: while the command waits on standard input)
-    for delay in (None, 0.0, 0.3, 1.0, 2.5):
-        proc = subprocess.Popen(exe, stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                                env=_env(cache_dir))
-        if delay is None:
-            _wait_for(proc, lambda: False, timeout=3.0)     # blocked reading stdin by then
+    args = ["say", "-", "-m", models["single"], "-o", str(out), "--no-cache"]
+    popen = dict(stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=_env(cache_dir))
+    stop = CTRL_C_STAGES[stage]
+    if stage == "start-up":
+        run, proc = None, subprocess.Popen([sys.executable, "-m", "vits_jax", *args], **popen)
+    else:
+        run = Staged(args, stop_at=stop and stop.format(model=models["single"]), **popen)
+        proc = run.proc
+    try:
+        if stage == "standard-input":
+            run.wait_for("stdin", timeout=300)
+            run.blocked()
         else:
             proc.stdin.write(THREE.encode())
             proc.stdin.close()
-            time.sleep(delay)
-        try:
-            assert proc.poll() is None, f"finished before the interrupt (delay {delay})"
-            proc.send_signal(signal.SIGINT)
-            if not proc.stdin.closed:
-                proc.stdin.close()
-            proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        err = proc.stderr.read().decode()
-        proc.stderr.close()
-        assert "Traceback" not in err, (delay, err)
-        if delay == 0.0 and proc.returncode == -signal.SIGINT and not err:
-            # the signal came before the interpreter had installed any handler (its own start-up):
-            # the default action ends the process by SIGINT, which a shell reports as status 130
-            continue
-        assert proc.returncode == 130, (delay, proc.returncode, err)
-        assert "interrupted" in err, (delay, err)
-        assert out.read_bytes() == b"keep me" and sorted(os.listdir(tmp_path)) == ["out.wav"], delay
+            if run is not None:
+                run.wait_for("paused", timeout=300)
+        assert proc.poll() is None, f"finished before the interrupt ({stage})"
+        proc.send_signal(signal.SIGINT)
+        if not proc.stdin.closed:
+            proc.stdin.close()
+        proc.wait(timeout=120)
+    finally:
+        if run is not None:
+            run.close()
+        elif proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read().decode()          # the process has ended: its stderr is at its end
+    proc.stderr.close()
+    assert "Traceback" not in err, (stage, err)
+    if stage == "start-up" and proc.returncode == -signal.SIGINT and not err:
+        # the signal came before the interpreter had installed any handler (its own start-up):
+        # the default action ends the process by SIGINT, which a shell reports as status 130
+        pass
+    else:
+        assert proc.returncode == 130, (stage, proc.returncode, err)
+        assert "interrupted" in err, (stage, err)
+    assert out.read_bytes() == b"keep me" and sorted(os.listdir(tmp_path)) == ["out.wav"], stage
 
 
 def test_an_interrupt_swallowed_by_a_library_still_stops_the_write(models, tmp_path, monkeypatch, capsys):
@@ -490,7 +513,9 @@ def test_an_interrupt_swallowed_by_a_library_still_stops_the_write(models, tmp_p
 
     def speak_after_a_finalizer(*args, **kwargs):
         Finalized()                       # collected at once: the interrupt is dropped there
-        time.sleep(1.0)                   # ... and delivered again here
+        end = time.monotonic() + 120      # ... and delivered again here, a moment later
+        while time.monotonic() < end:
+            time.sleep(0.01)
         raise AssertionError("the interrupt was lost")
 
     monkeypatch.setattr(speech, "speak", speak_after_a_finalizer)

@@ -9,9 +9,11 @@ The MMS-style model is a small random transformers model with the real MMS-eng t
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
+import time
 import wave
 
 import numpy as np
@@ -52,6 +54,20 @@ def _env(cache_dir):
                PYTHONPATH=ROOT)
     env.pop("VITS_JAX_DEBUG", None)
     return env
+
+
+def _read(pipe, size=None, timeout=120.0):
+    """`size` bytes (None: all until the end) from a subprocess's pipe; AssertionError when they
+    have not come within `timeout` seconds, instead of blocking for ever."""
+    fd, data, end = pipe.fileno(), b"", time.monotonic() + timeout
+    while size is None or len(data) < size:
+        left = end - time.monotonic()
+        assert left > 0 and select.select([fd], [], [], left)[0], f"{len(data)} bytes after {timeout} s"
+        chunk = os.read(fd, 1 << 16 if size is None else size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _wav(path):
@@ -198,16 +214,17 @@ def test_output_raw_streams_line_by_line_as_produced(mms, cache_dir):
     try:
         proc.stdin.write((LINES[0] + "\n").encode())
         proc.stdin.flush()
-        first = proc.stdout.read(len(expected[0]))
+        first = _read(proc.stdout, len(expected[0]), timeout=300)
         assert proc.poll() is None                          # still running: waiting for line 2
         assert first == expected[0]
         proc.stdin.write(("\n".join(LINES[1:]) + "\n").encode())
         proc.stdin.close()
-        rest = proc.stdout.read()
+        rest = _read(proc.stdout, timeout=300)
         assert proc.wait(timeout=120) == 0, proc.stderr.read().decode()
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     assert first + rest == b"".join(expected)
     assert "wrote standard output (raw 16-bit PCM)" in proc.stderr.read().decode()
     proc.stdout.close(), proc.stderr.close()

@@ -294,16 +294,19 @@ def accelerator_script(tmp_path_factory):
     folder = tmp_path_factory.mktemp("accelerator")
     with open(folder / "out", "w") as out, open(folder / "err", "w") as err:
         proc = subprocess.Popen(["bash", os.path.join(ROOT, "benchmarks", "accelerator.sh"), "--small"],
-                                env=dict(os.environ, JAX_PLATFORMS="cpu"), stdout=out, stderr=err)
+                                env=dict(os.environ, JAX_PLATFORMS="cpu"), stdout=out, stderr=err,
+                                start_new_session=True)    # its own group: `timeout` and its child
 
     def wait():
         code = proc.wait(timeout=300)
         return code, (folder / "out").read_text(), (folder / "err").read_text()
 
     yield wait
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)    # the script execs `timeout`, whose child is the benchmark
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def test_four_devices_then_sigkill_and_resume(model, tmp_path, accelerator_script):

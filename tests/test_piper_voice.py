@@ -30,6 +30,20 @@ SENTENCES = [
     "I would like a cup of coffee, please.",
     "Can you help me find my keys?",
 ]
+# Ten more for the intelligibility comparison, rendered as a second batch of len(SENTENCES) (the
+# program compiled for SENTENCES serves).
+MORE_SENTENCES = [
+    "She reads the newspaper every morning.",
+    "The train leaves the station at nine.",
+    "Could you call me back later today?",
+    "He forgot his umbrella at home.",
+    "The store closes early on Sundays.",
+    "Our team won the game last night.",
+    "Put the milk back in the fridge.",
+    "It is too cold to swim in the lake.",
+    "They bought a new car last week.",
+    "Dinner will be ready in ten minutes.",
+]
 TOKENS = 128            # every sentence's ids padded to one length (one compiled program)
 MAX_FRAMES = 384        # frames rendered for every item: the longest here takes ~300 with noise on
 RATES = (1.0, 1.3)
@@ -37,6 +51,14 @@ RATES = (1.0, 1.3)
 # these weights reached 9e-5 against onnxruntime.
 AUDIO_TOL = 2e-4
 ORT_THREADS = 2
+# Word error rates at the voice's default noise over the 20 sentences, each side the mean of two
+# passes: vits-jax with seeds 0 and 1, onnxruntime with its own noise (one seeded session, run
+# twice). Measured per pass: vits-jax 0.113-0.156 (3 seeds), onnxruntime 0.075-0.194 (4 passes);
+# the two-pass means here: vits-jax 0.134, onnxruntime 0.134. Both sides seeded: the same
+# figures every run, so the margin is against chance in the choice of draws, not flakiness.
+WER_SEEDS = (0, 1)
+WER_MARGIN = 0.05       # vits-jax may trail onnxruntime by this much
+WER_MAX = 0.20          # and never exceed this
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +73,12 @@ def voice():
                                                          "unused duration flow"}
     piper = PiperVoice.load(path)
     ids = [piper.phonemes_to_ids([p for sentence in piper.phonemize(text) for p in sentence])
-           for text in SENTENCES]
-    return dict(path=path, state=state, config=config, voice_json=voice_json, params=params, ids=ids)
+           for text in SENTENCES + MORE_SENTENCES]
+    return dict(path=path, state=state, config=config, voice_json=voice_json, params=params,
+                ids=ids[:len(SENTENCES)], more_ids=ids[len(SENTENCES):])
 
 
-@pytest.fixture(scope="module")
-def ort_session(voice):
+def _ort_session(voice):
     """onnxruntime on the voice, with the durations (Piper's alignment tensor, the Ceil of the
     predicted durations) exposed as a second output."""
     import onnx
@@ -68,6 +90,11 @@ def ort_session(voice):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = ORT_THREADS
     return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def ort_session(voice):
+    return _ort_session(voice)
 
 
 def ort_run(session, ids, noise_scale, length_scale, noise_w):
@@ -169,31 +196,64 @@ def _transcribe(decoder, audio, rate):
     return "" if hyp is None else hyp.hypstr
 
 
-def test_default_noise_intelligible_and_batch_equals_single(voice, ort_session):
-    """pocketsphinx WER of the joe voice at the voice's default noise, vits-jax vs onnxruntime
-    (different noise draws, so only the quality is compared); and a batch item equals its single call."""
-    import jiwer
-    from pocketsphinx import Decoder
+@pytest.fixture(scope="module")
+def default_noise(voice):
+    """vits-jax at the voice's default noise -> {(seed, batch): (output, keys)}, batch 0 the
+    SENTENCES and 1 the MORE_SENTENCES, sentence i of the 20 drawn from fold_in(key(seed), i) (for
+    seed 0 synthesize's default draws), given as one key per item so that an item can be rendered
+    alone with the same draws."""
+    n = len(SENTENCES)
+    assert len(MORE_SENTENCES) == n
+    outs = {}
+    for seed in WER_SEEDS:
+        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(np.arange(2 * n))
+        for batch, ids in enumerate((voice["ids"], voice["more_ids"])):
+            part = keys[batch * n:(batch + 1) * n]
+            outs[seed, batch] = jax_run(voice, ids, key=part), part
+    return outs
 
-    cfg = voice["config"]
-    # synthesize's default draws (item i from fold_in(key(0), i)), given as one key per item so
-    # that an item can be rendered alone with the same draws
-    keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(0), i))(np.arange(len(SENTENCES)))
-    out = jax_run(voice, voice["ids"], key=keys)
+
+def test_default_noise_batch_item_equals_single_call(voice, default_noise):
+    """With noise on, a batch item equals the item rendered alone with the same key."""
+    out, keys = default_noise[0, 0]
     for i in (0, 7):
         single = jax_run(voice, [voice["ids"][i]], key=keys[i:i + 1])
         np.testing.assert_array_equal(single.durations[0], out.durations[i])
         np.testing.assert_allclose(single.waveform[0], out.waveform[i, :single.waveform.shape[1]],
                                    atol=1e-6, err_msg=f"sentence {i}: batch != single")
 
+
+def test_default_noise_as_intelligible_as_onnxruntime(voice, default_noise):
+    """pocketsphinx word error rate of the joe voice at the voice's default noise: vits-jax's
+    (two seeds) at most WER_MARGIN above onnxruntime's (its own noise, two passes), and at most
+    WER_MAX. The draws differ between the runtimes, so only the quality is compared; both sides
+    are seeded, so the figures are the same from run to run."""
+    import jiwer
+    import onnxruntime
+    from pocketsphinx import Decoder
+
+    cfg = voice["config"]
+    texts, all_ids = SENTENCES + MORE_SENTENCES, voice["ids"] + voice["more_ids"]
     decoder = Decoder(samprate=16000, loglevel="FATAL")
-    reference = [" ".join(_words(t)) for t in SENTENCES]
-    ours = [_transcribe(decoder, out.waveform[i, :out.lengths[i]], cfg["sampling_rate"])
-            for i in range(len(SENTENCES))]
-    theirs = [_transcribe(decoder, ort_run(ort_session, ids, cfg["noise_scale"], 1.0,
-                                           cfg["noise_scale_duration"])[0], cfg["sampling_rate"])
-              for ids in voice["ids"]]
-    wer_ours = jiwer.wer(reference, [" ".join(_words(h)) for h in ours])
-    wer_ort = jiwer.wer(reference, [" ".join(_words(h)) for h in theirs])
-    print(f"\n[wer] joe, {len(SENTENCES)} sentences: vits-jax {wer_ours:.3f}, onnxruntime {wer_ort:.3f}")
-    assert wer_ours <= 0.20, (wer_ours, list(zip(reference, ours)))
+    reference = [" ".join(_words(t)) for t in texts]
+
+    def wer(waveforms):
+        heard = [" ".join(_words(_transcribe(decoder, w, cfg["sampling_rate"]))) for w in waveforms]
+        return jiwer.wer(reference, heard), heard
+
+    ours, theirs = [], []
+    for seed in WER_SEEDS:
+        outs = [default_noise[seed, 0][0], default_noise[seed, 1][0]]
+        ours.append(wer([o.waveform[i, :o.lengths[i]] for o in outs for i in range(len(SENTENCES))]))
+    onnxruntime.set_seed(0)        # onnxruntime's draws: seeded when the session is made
+    session = _ort_session(voice)
+    for _ in WER_SEEDS:            # one pass after the other: different draws
+        theirs.append(wer([ort_run(session, ids, cfg["noise_scale"], 1.0, cfg["noise_scale_duration"])[0]
+                           for ids in all_ids]))
+    wer_ours, wer_ort = np.mean([w for w, _ in ours]), np.mean([w for w, _ in theirs])
+    print(f"\n[wer] joe, {len(texts)} sentences: vits-jax {wer_ours:.3f} "
+          f"({', '.join(f'{w:.3f}' for w, _ in ours)}), onnxruntime {wer_ort:.3f} "
+          f"({', '.join(f'{w:.3f}' for w, _ in theirs)})")
+    worst = max(ours)[1]
+    assert wer_ours <= wer_ort + WER_MARGIN, (wer_ours, wer_ort, list(zip(reference, worst)))
+    assert wer_ours <= WER_MAX, (wer_ours, list(zip(reference, worst)))

@@ -76,6 +76,7 @@ print("max abs difference sharded vs one device:", worst)
 def test_sharded_equals_unsharded_and_splits_batch():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
                PYTHONPATH=os.path.join(ROOT, "tests") + os.pathsep + ROOT)
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=480)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert "max abs difference" in proc.stdout

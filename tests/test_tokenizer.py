@@ -495,7 +495,7 @@ def test_module_does_not_import_torch_or_transformers():
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
     )
     env = dict(os.environ, PYTHONPATH=str(root))
-    subprocess.run([sys.executable, "-c", code, str(MMS_ENG)], check=True, env=env, cwd=root)
+    subprocess.run([sys.executable, "-c", code, str(MMS_ENG)], check=True, env=env, cwd=root, timeout=300)
 
 
 # ---------------------------------------------------------------- issue 12 item 2: nothing silent

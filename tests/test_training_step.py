@@ -109,7 +109,8 @@ def test_overfits_three_espeak_utterances(tmp_path):
     with open(tmp_path / "train.csv", "w") as f:
         f.write("audio,text\n")
         for i, text in enumerate(ESPEAK_TEXTS):
-            subprocess.run(["espeak-ng", "-w", str(tmp_path / f"{i}.wav"), text], check=True, capture_output=True)
+            subprocess.run(["espeak-ng", "-w", str(tmp_path / f"{i}.wav"), text], check=True, capture_output=True,
+                           timeout=60)
             f.write(f"{i}.wav,{text}\n")
     tokenizer = Tokenizer.load(FIXTURES)
     dataset = load_dataset(tmp_path / "train.csv", tokenizer, sampling_rate=CONFIG.sampling_rate,

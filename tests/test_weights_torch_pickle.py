@@ -158,6 +158,6 @@ def test_reading_needs_no_torch(tmp_path):
     code = ("import sys; from vits_jax.voice.files import read_weights; "
             "sd = read_weights(sys.argv[1]); assert 'torch' not in sys.modules; print(len(sd))")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.pth")], cwd=ROOT,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) == len(_tensors())
