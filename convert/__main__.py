@@ -23,7 +23,8 @@ def main(argv=None) -> int:
         params = convert_weights(args.src, args.dst, overwrite=args.overwrite, config=args.config)
         print(f"converted {params.num_parameters():,} parameters -> {args.dst}")
         return 0
-    return run_command(body)      # the `vits-jax` error convention: `error:` line, 1; Ctrl-C 130
+    # the `vits-jax` error convention: `error:` line and status 1; Ctrl-C 130, saying what it kept
+    return run_command(body, interrupted="error: interrupted; the destination was not changed")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from vits_jax.app import main as cli
 from vits_jax.app import common
 from vits_jax import core, load, save
 from vits_jax.synth import speech
+from vits_jax.synth import voice as voicemod
 from vits_jax.voice.checkpoint import DestinationError, convert_weights
 from vits_jax.synth.synthesis import MAX_TOKENS, predict_durations, synthesize
 from vits_jax.tokenizer import Tokenizer, UnknownCharactersError

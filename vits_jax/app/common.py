@@ -253,9 +253,9 @@ class Interrupt:
 INTERRUPT = Interrupt()     # the running command's; `main` installs a fresh one per call
 
 
-def run_command(func: Callable[[], int]) -> int:
+def run_command(func: Callable[[], int], interrupted: str = "interrupted") -> int:
     """Runs a command body under the error convention: user errors -> `error: ...`, status 1;
-    a closed stdout -> status 1 quietly; Ctrl-C -> `interrupted`, status 130."""
+    a closed stdout -> status 1 quietly; Ctrl-C -> the `interrupted` line, status 130."""
     global INTERRUPT
     INTERRUPT = interrupt = Interrupt()
     interrupt.install()      # first: a Ctrl-C during the imports below must not be lost
@@ -265,7 +265,7 @@ def run_command(func: Callable[[], int]) -> int:
         return status
     except KeyboardInterrupt:
         interrupt.delivered = True   # a second Ctrl-C must not interrupt the clean-up
-        print("interrupted", file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         return 130
     except BrokenPipeError:  # `vits-jax info | head`: the reader left; say nothing more
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -169,6 +169,19 @@ def _say_raw(voice, text, options, report) -> int:
     return 0
 
 
+def _speaker(value: str):
+    """--speaker: an id (int) or a name the voice lists; a number that is not an integer is refused."""
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        float(value)
+    except ValueError:
+        return value
+    raise argparse.ArgumentTypeError(f"invalid speaker {value!r}: expected an integer id or a name")
+
+
 def register(subparsers) -> argparse.ArgumentParser:
     """Adds `say` to an argparse subparsers object; returns its parser."""
     from ..synth.speech import DEFAULT_BATCH_SIZE, DEFAULT_PAUSE
@@ -198,7 +211,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--subtitles", default=None, metavar="FILE.srt|FILE.vtt",
                      help="also write subtitles, one cue per sentence (SubRip or WebVTT, by the "
                           "file name's extension)")
-    p.add_argument("--speaker", default=None, metavar="N|NAME",
+    p.add_argument("--speaker", type=_speaker, default=None, metavar="N|NAME",
                    help="speaker id for multi-speaker models, 0 .. num_speakers-1, or a speaker name "
                         "the voice lists (default: none, i.e. no speaker conditioning, as transformers)")
     p.add_argument("--rate", type=float, default=None, metavar="R",
