@@ -22,7 +22,7 @@ from convert import to_flax
 from vits_jax import VitsConfig, VitsParams
 from vits_jax.app import main as cli
 from vits_jax.synth import audio
-from vits_jax.synth.conversion import VoiceConversionError
+from vits_jax.synth.conversion import VoiceConversionError, compilation_count
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -164,7 +164,8 @@ def test_posterior_noise_matches_piper_with_its_draws(original, monkeypatch):
 @pytest.fixture(scope="module")
 def hf():
     model = hf_model(3, **small_config(num_speakers=SPEAKERS, speaker_embedding_size=6, spectrogram_bins=17,
-                                       upsample_rates=[4, 4], upsample_kernel_sizes=[8, 8]))
+                                       upsample_rates=[4, 4], upsample_kernel_sizes=[8, 8], num_hidden_layers=1,
+                                       resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]]))
     with torch.no_grad():
         model.decoder.conv_post.weight.mul_(1.5e2)    # conftest's 1e-3 leaves a near-silent waveform here
     cfg = VitsConfig.from_dict(model.config.to_dict())
@@ -252,8 +253,13 @@ def test_batch_padding_does_not_leak_and_same_speaker_keeps_frames(original):
                                           noise_scale=0.7)
         assert batch[i].shape == alone.shape == (len(w) // HOP * HOP,)
         assert_close(batch[i], alone, tol=1e-6, what=f"batch item {i} vs alone")
+    compiled = compilation_count()
     same = vits_jax.voice_conversion(params, waves[1], source_speaker=2, target_speaker=2, noise_scale=0.0)
     assert same.size // HOP == len(waves[1]) // HOP
+    # speakers, noise scale, key and length within the bucket are traced: nothing recompiles
+    vits_jax.voice_conversion(params, waves[2][:1500], source_speaker=1, target_speaker=0, noise_scale=0.3,
+                              key=jax.random.key(3))
+    assert compilation_count() == compiled
 
 
 def _pruned(sd):
