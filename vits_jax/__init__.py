@@ -19,11 +19,15 @@ _EXPORTS = {
     "Tokenizer": "tokenizer",
     "Speech": "synth.speech", "speak": "synth.speech",
     "stream": "synth.streaming",
+    "linear_spectrogram": "core.spectrogram", "posterior": "core.conversion", "flow": "core.conversion",
+    "decode": "core.conversion", "convert_speaker": "core.conversion",
+    "voice_conversion": "synth.conversion",
 }
 
 __all__ = ["Voice", "VitsConfig", "VitsModel", "VitsParams", "init_params", "load", "save", "convert_weights",
            "convert_voice", "Encoded", "GenerateOutput", "encode", "generate", "render",
-           "SynthesisOutput", "synthesize", "Tokenizer", "Speech", "speak", "stream"]
+           "SynthesisOutput", "synthesize", "Tokenizer", "Speech", "speak", "stream",
+           "linear_spectrogram", "posterior", "flow", "decode", "convert_speaker", "voice_conversion"]
 __version__ = "0.1.0"
 
 

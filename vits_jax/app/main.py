@@ -6,9 +6,10 @@
     vits-jax say - --output-raw < book.txt | aplay -r 22050 -f S16_LE -c 1   # streamed as produced
     vits-jax convert voice.onnx ./joe                                 # any voice -> vits-jax folder
     vits-jax info ./mms-tts-eng
+    vits-jax vc in.wav -m G_100000.pth --source-speaker 3 --target-speaker 7 -o out.wav   # voice conversion
     vits-jax train --model facebook/mms-tts-eng --data corpus/train.csv --out runs/eng --steps 2000
 
-Each command is one module of this package (say.py, convert.py, info.py, batch.py, train.py) with
+Each command is one module of this package (say.py, convert.py, info.py, batch.py, train.py, vc.py) with
 `register(subparsers)` and its `cmd_*` function; what they share (the `error:` convention, Ctrl-C,
 the compilation cache, output-path checks) is common.py. The commands only parse, validate and
 print; the work is the library's (`vits_jax.Voice`, `vits_jax.synth`, `vits_jax.training`).
@@ -25,7 +26,7 @@ from . import common
 
 __all__ = ["main", "build_parser", "run"]
 
-COMMANDS = ("say", "convert", "info", "batch", "train")   # one module each in vits_jax/app/
+COMMANDS = ("say", "convert", "info", "batch", "train", "vc")   # one module each in vits_jax/app/
 
 
 def build_parser() -> argparse.ArgumentParser:

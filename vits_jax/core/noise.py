@@ -12,7 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-SDP_STREAM, PRIOR_STREAM = 0, 1     # noise streams: duration predictor (per token), prior (per frame)
+SDP_STREAM, PRIOR_STREAM, POSTERIOR_STREAM = 0, 1, 2
+# noise streams: duration predictor (per token), prior (per frame), posterior encoder (per frame)
 
 
 def item_keys(key: jax.Array, batch: int) -> jax.Array:

@@ -146,4 +146,5 @@ class VitsHifiGan(nn.Module):
             x = res / num_kernels
         # transformers' final leaky_relu uses torch's default slope, 0.01, not the config's.
         x = self.conv_post(_masked(leaky_relu(x, 0.01), mask))                 # (B, S, 1)
-        return _masked(jnp.tanh(x), mask)[..., 0].astype(jnp.float32)
+        # float32 for the float32 / bfloat16 / float16 policies; float64 (x64, gradient checks) stays
+        return _masked(jnp.tanh(x), mask)[..., 0].astype(jnp.promote_types(self.dtype, jnp.float32))

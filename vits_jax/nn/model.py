@@ -121,6 +121,34 @@ class VitsModel(nn.Module):
         (B, F*hop) float32."""
         return self.decoder(spectrogram, speaker, lengths=lengths)
 
+    # ------------------------------------------------------------------ the posterior path
+    def encode_spectrogram(self, spectrogram, padding_mask, speaker_ids, noise, noise_scale):
+        """Posterior encoder: linear spectrogram (B, F, K), padding_mask (B, F, 1), speaker_ids (B,)
+        or None, noise (B, F, Z) standard normal, noise_scale (B, 1, 1) -> latents, means, log
+        standard deviations (B, F, Z), latents = (means + noise * noise_scale * exp(log_stds)) * mask."""
+        speaker = self.speaker_conditioning(speaker_ids)
+        return self.posterior_encoder(spectrogram, padding_mask, speaker, noise=noise * noise_scale)
+
+    def run_flow(self, latents, padding_mask, speaker_ids, reverse: bool = False):
+        """The coupling flow, latents (B, F, Z) -> (B, F, Z): forward maps posterior latents into
+        the prior's space, reverse maps back (as `render` does before the decoder)."""
+        return self.flow(latents, padding_mask, self.speaker_conditioning(speaker_ids), reverse=reverse)
+
+    def decode_latents(self, latents, speaker_ids, lengths):
+        """HiFi-GAN on latents (B, F, Z) with speaker ids (B,) or None, lengths (B,) frames ->
+        waveform (B, F*hop) float32, zero-padded frames past each item's end not leaking in."""
+        return self.decode(latents, self.speaker_conditioning(speaker_ids), lengths)
+
+    def convert_voice(self, spectrogram, lengths, source_ids, target_ids, noise, noise_scale):
+        """Voice conversion (VITS' SynthesizerTrn.voice_conversion): spectrogram (B, F, K) ->
+        posterior latents with the source speaker -> flow forward with the source speaker -> flow
+        reverse with the target speaker -> decoder with the target speaker: waveform (B, F*hop)."""
+        mask = alignment.frame_mask(lengths, spectrogram.shape[1], spectrogram.dtype)   # (B, F, 1)
+        latents, _, _ = self.encode_spectrogram(spectrogram, mask, source_ids, noise, noise_scale)
+        prior = self.run_flow(latents, mask, source_ids)
+        latents = self.run_flow(prior, mask, target_ids, reverse=True) * mask
+        return self.decode_latents(latents, target_ids, lengths)
+
     def __call__(self, input_ids, padding_mask, speaker_ids=None, *, sdp_noise, prior_noise,
                  noise_scale, noise_scale_duration, length_scale, num_frames: int):
         """Full inference, ids (B, T) -> waveform (B, F*hop), frame lengths (B,), durations (B, T)."""

@@ -97,18 +97,26 @@ class Voice:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, source: Optional[str | os.PathLike] = None, *, config: Optional[str] = None,
-             dtype: Optional[str] = None, tokenizer=None, **tokenizer_options) -> "Voice":
+             dtype: Optional[str] = None, tokenizer=None, text: bool = True,
+             **tokenizer_options) -> "Voice":
         """Any voice `vits_jax.load` reads (Piper .onnx / folder / voice name, converted folder,
         transformers folder or hub id, original VITS / Piper checkpoint with its config), or None
         for the default voice. `config`: a checkpoint's training config when not beside it.
         `dtype`: the decoder's compute dtype (None: float32). `tokenizer`: one already opened
         for this source (the CLI opens it first, to check the text before reading weights);
-        else `tokenizer_options` go to its `load` (`expand_numbers=True`, ...)."""
+        else `tokenizer_options` go to its `load` (`expand_numbers=True`, ...). text=False: a voice
+        for `convert` only (voice conversion reads no text), so a training checkpoint without
+        tokenizer files loads with `tokenizer` None instead of failing."""
         from ..voice.checkpoint import load_local
 
         path, info = locate(source, config)
         if tokenizer is None:
-            tokenizer = open_tokenizer(path, config=config, **tokenizer_options)
+            try:
+                tokenizer = open_tokenizer(path, config=config, **tokenizer_options)
+            except (OSError, ValueError):
+                if text:
+                    raise
+                tokenizer = None
         params, _ = load_local(path, config, info)
         voice = cls.from_params(params, tokenizer, kind=info.kind, source=path, dtype=dtype)
         return dataclasses.replace(voice, format=info.format)
@@ -197,6 +205,38 @@ class Voice:
                             pause=self.pause if pause is None else pause,
                             normalize=self.normalize if normalize is None else normalize,
                             **self._options(options))
+
+    def convert(self, waveform, *, source_speaker, target_speaker, sampling_rate: Optional[int] = None,
+                seed: int = 0, noise_scale: float = 1.0, key=None):
+        """Voice conversion: speech by `source_speaker` -> the same speech by `target_speaker`
+        (`vits_jax.voice_conversion`; speakers by id or by name, as `speaker_id`).
+
+        waveform: mono float samples (S,), or a list of them (one padded batch), at `sampling_rate`
+        (None: the voice's; another rate is resampled to the voice's). Returns float32 samples at
+        the voice's rate (S' // hop * hop, S' the resampled length), or a list. noise_scale: the
+        posterior's spread (0: its means); the noise comes from `seed` (or `key`). Needs a
+        multi-speaker voice with a posterior encoder (a training checkpoint): otherwise
+        `VoiceConversionError` says what would work."""
+        import jax
+
+        from .audio import resample
+        from .conversion import VoiceConversionError, check_convertible, voice_conversion
+
+        check_convertible(self.params, self.source or "this voice")
+        source = self.speaker_id(source_speaker)
+        target = self.speaker_id(target_speaker)
+        if sampling_rate is not None:
+            if int(sampling_rate) <= 0:
+                raise VoiceConversionError(f"sampling_rate must be positive, got {sampling_rate}")
+            single = np.ndim(waveform) == 1 and not isinstance(waveform, list)
+            items = [waveform] if single else list(waveform)
+            items = [resample(np.asarray(x, np.float32), int(sampling_rate), self.sampling_rate)
+                     if np.ndim(x) == 1 and np.issubdtype(np.asarray(x).dtype, np.floating) else x
+                     for x in items]
+            waveform = items[0] if single else items
+        return voice_conversion(self.params, waveform, source_speaker=source, target_speaker=target,
+                                key=jax.random.key(seed) if key is None else key,
+                                noise_scale=noise_scale, dtype=self.dtype)
 
     def __repr__(self) -> str:
         return (f"Voice({self.kind} {self.source!r}, {self.sampling_rate} Hz, "
