@@ -207,7 +207,7 @@ def test_say_seeds_rate_and_format(models, tmp_path):
     assert out["a"].read_bytes() == audio.wav_bytes(said.waveform, 16000)
 
 
-def test_say_writes_the_format_of_the_extension(models, tmp_path, monkeypatch):
+def test_say_writes_the_format_of_the_extension(models, tmp_path, monkeypatch, capsys):
     import soundfile
 
     assert audio.writable_extensions()[:3] == [".wav", ".flac", ".ogg"]   # soundfile is a test dependency
@@ -231,8 +231,11 @@ def test_say_writes_the_format_of_the_extension(models, tmp_path, monkeypatch):
     monkeypatch.setattr(audio, "_WRITABLE", [".wav"])
     monkeypatch.setitem(sys.modules, "soundfile", None)
     out = tmp_path / "b.flac"
+    capsys.readouterr()
     assert _say([THREE, "-m", models["single"], "-o", str(out)]) == 1
-    assert not out.exists()
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "the supported extensions are .wav (" in err
+    assert "install the soundfile package to write .flac" in err and not out.exists()
 
 
 def test_say_speakers(models, tmp_path):
