@@ -108,8 +108,11 @@ def cmd_say(args) -> int:
     for where, data in extra:    # after the commit point: the audio is written, so are these
         audio.write_atomic(where, data)
     where = "standard output" if args.output == "-" else args.output
+    from ..synth.timings import cues
+
+    sentences = len(cues(said))   # a long sentence spoken in pieces counts once, as its cue
     print(f"wrote {where}: {said.seconds:.2f} s at {said.sampling_rate} Hz, "
-          f"{len(said.pieces)} sentence(s)" + "".join(f", {w}" for w, _ in extra), file=sys.stderr)
+          f"{sentences} sentence(s)" + "".join(f", {w}" for w, _ in extra), file=sys.stderr)
     return 0
 
 
