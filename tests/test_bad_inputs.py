@@ -321,7 +321,10 @@ def test_say_names_the_option_that_overflows(models, tmp_path, capsys, option, v
     (lambda d: "/proc/vits-jax-test.wav", "cannot write /proc/vits-jax-test.wav"),
     (lambda d: str(d / ("n" * 250 + ".wav")), "File name too long"),
     (lambda d: str(d / "a\0b.wav"), "NUL"),
-], ids=["empty", "blank", "a-folder", "missing-folder", "under-a-file", "unwritable", "name-too-long", "nul"])
+    (lambda d: str(d / "out.txt"), "cannot write .txt files; the supported extensions are .wav, .flac, .ogg"),
+    (lambda d: str(d / "out"), "cannot write a file name without an extension; the supported extensions are .wav"),
+], ids=["empty", "blank", "a-folder", "missing-folder", "under-a-file", "unwritable", "name-too-long", "nul",
+        "other-extension", "no-extension"])
 def test_say_refuses_unusable_outputs_before_any_work(models, tmp_path, capsys, monkeypatch, make, message):
     def no_work(*args, **kwargs):
         raise AssertionError("the model was opened before the output path was checked")

@@ -207,6 +207,37 @@ def test_say_seeds_rate_and_format(models, tmp_path):
     assert out["a"].read_bytes() == audio.wav_bytes(said.waveform, 16000)
 
 
+def test_say_writes_the_format_of_the_extension(models, tmp_path, monkeypatch, capsys):
+    import soundfile
+
+    assert audio.writable_extensions()[:3] == [".wav", ".flac", ".ogg"]   # soundfile is a test dependency
+    wav = tmp_path / "a.wav"
+    assert _say([THREE, "-m", models["single"], "-o", str(wav)]) == 0
+    pcm = soundfile.read(str(wav), dtype="int16")[0]
+    kinds = {".flac": "FLAC", ".ogg": "OGG", ".MP3": "MP3"}
+    for ext, kind in kinds.items():
+        if ext.lower() not in audio.writable_extensions():    # MP3: libsndfile >= 1.1 only
+            continue
+        out = tmp_path / f"a{ext}"
+        assert _say([THREE, "-m", models["single"], "-o", str(out)]) == 0
+        info = soundfile.info(str(out))
+        assert info.format == kind and info.samplerate == 16000 and info.channels == 1
+        got = soundfile.read(str(out), dtype="int16")[0]
+        if kind == "FLAC":
+            np.testing.assert_array_equal(got, pcm)            # lossless: the WAV's samples
+        else:                                                   # lossy: about as long
+            assert abs(got.size - pcm.size) < 0.1 * pcm.size + 2048
+    # without soundfile only WAV is offered, and the refusal says how to get the others
+    monkeypatch.setattr(audio, "_WRITABLE", [".wav"])
+    monkeypatch.setitem(sys.modules, "soundfile", None)
+    out = tmp_path / "b.flac"
+    capsys.readouterr()
+    assert _say([THREE, "-m", models["single"], "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "the supported extensions are .wav (" in err
+    assert "install the soundfile package to write .flac" in err and not out.exists()
+
+
 def test_say_speakers(models, tmp_path):
     paths = [tmp_path / f"s{i}.wav" for i in range(3)]
     for i, p in enumerate(paths):

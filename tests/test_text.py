@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from vits_jax.tokenizer.sentences import split_long, split_sentences, split_text
+from vits_jax.tokenizer.sentences import ends_sentence, split_long, split_sentences, split_text
 
 
 def test_sentences_and_abbreviations():
@@ -21,6 +21,37 @@ def test_long_pieces_fit_and_keep_the_text():
     assert " ".join(pieces) == sentence
     with pytest.raises(ValueError, match="max_tokens"):
         split_long(sentence, max_tokens=0)
+
+
+LONG = ("Please read the minutes carefully before the next meeting on Tuesday morning and wait "
+        "patiently for the publication of the full report.")
+
+
+@pytest.mark.parametrize("max_tokens", [101, 121, 181, 241])
+def test_a_clause_too_long_is_cut_between_phrases(max_tokens):
+    # greedy packing cut "... patiently for the publication of" / "the full report."
+    pieces = split_long(LONG, max_tokens)
+    assert " ".join(pieces) == LONG and all(2 * len(p) + 1 <= max_tokens for p in pieces)
+    fewest = -(-(2 * len(LONG) + 1) // max_tokens)
+    assert len(pieces) <= fewest + 1
+    for piece in pieces[:-1]:  # never after a word that leans on the next
+        assert piece.split()[-1] not in {"the", "of", "for", "on", "a", "and"}, pieces
+    assert not any(p.split()[-1] == "full" for p in pieces)
+
+
+def test_a_clause_is_cut_where_a_phrase_starts_and_evenly():
+    assert split_long(LONG, 241) == [
+        "Please read the minutes carefully before the next meeting on Tuesday morning",
+        "and wait patiently for the publication of the full report."]
+    # clause punctuation first: "year," ends a piece
+    sentence = ("The committee, which had been meeting every Tuesday since the beginning of the year, "
+                "finally agreed.")
+    assert split_long(sentence, 181)[0].endswith("year,")
+
+
+def test_ends_sentence():
+    assert ends_sentence("He left.") and ends_sentence('"Wait for the report."') and ends_sentence("Why?)")
+    assert ends_sentence("你好。") and not ends_sentence("of the year,") and not ends_sentence("Title")
 
 
 def _cpu_seconds(fn, arg, below=0.0, repeats=3):

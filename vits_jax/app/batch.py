@@ -1,4 +1,4 @@
-"""`vits-jax batch MANIFEST --out DIR -m MODEL`: speak a manifest of texts into an audio corpus.
+"""`vits-jax batch MANIFEST --out DIR [-m MODEL]`: speak a manifest of texts into an audio corpus.
 
     vits-jax batch texts.csv --out corpus/ -m ./mms-tts-eng --seed 1 --rate-range 0.9,1.2
     vits-jax batch texts.jsonl --out corpus/ -m ./vctk --speakers random --mix-range 0.2,0.5 --format flac
@@ -82,7 +82,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="the decoder's compute dtype (bfloat16 for accelerators; default: float32)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (rows, predicted hours, batches) from stage 1 and write nothing")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (on a terminal) or progress lines every few seconds (otherwise)")
     add_cache_options(p)
     p.set_defaults(func=cmd_batch)
     return p
@@ -116,7 +117,7 @@ def cmd_batch(args) -> int:
         audio_format=args.format, speakers=args.speakers, rate_range=args.rate_range,
         noise_range=args.noise_range, noise_duration_range=args.noise_duration_range,
         mix_range=args.mix_range, devices=devices, dtype=args.dtype, dry_run=args.dry_run,
-        progress=not args.no_progress and sys.stderr.isatty())
+        progress=not args.no_progress)  # a bar on a terminal, else a line every few seconds
     print(summary, file=sys.stderr if not args.dry_run else sys.stdout)
     return 0
 

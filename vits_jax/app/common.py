@@ -28,7 +28,7 @@ from typing import Callable, Optional
 from ..voice.hub import ModelNotFoundError
 
 __all__ = ["CliError", "USER_ERRORS", "run_command", "setup_compilation_cache", "default_cache_dir",
-           "Parser", "INTERRUPT", "Interrupt", "check_output", "finite", "read_text", "decode_stdin",
+           "Parser", "INTERRUPT", "Interrupt", "check_output", "check_audio_extension", "finite", "read_text", "decode_stdin",
            "Warnings", "add_cache_options", "VOICE_HELP", "CONFIG_HELP"]
 
 
@@ -141,6 +141,29 @@ def check_output(path: str, option: str = "-o", example: str = "FILE.wav") -> No
         raise CliError(f"cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
     os.unlink(probe)
+
+
+def check_audio_extension(path: str, option: str = "-o") -> None:
+    """Refuses, before any synthesis, an audio output whose extension is not one this
+    installation writes (synth/audio.py `writable_extensions`); "-" is WAV on standard output."""
+    if path == "-":
+        return
+    from ..synth.audio import FORMATS, writable_extensions
+
+    ext = os.path.splitext(path)[1].lower()
+    supported = writable_extensions()
+    if ext in supported:
+        return
+    what = f"{ext} files" if ext else "a file name without an extension"
+    hint = ""
+    if ext in FORMATS:                       # a known format this installation cannot write
+        try:
+            import soundfile  # noqa: F401
+            hint = f" (the installed libsndfile cannot write {ext})"
+        except ImportError:
+            hint = f" (install the soundfile package to write {ext})"
+    raise CliError(f"{option} {path}: cannot write {what}; the supported extensions are "
+                   f"{', '.join(supported)}{hint}, or {option} - for WAV on standard output")
 
 
 class Warnings:

@@ -27,6 +27,11 @@ from . import common
 __all__ = ["main", "build_parser", "run"]
 
 COMMANDS = ("say", "convert", "info", "batch", "train", "vc")   # one module each in vits_jax/app/
+# how each command takes a local voice, for the hint of a voice that was not found
+VOICE_OPTION = {"say": "`vits-jax say TEXT -m FOLDER -o FILE.wav`", "convert": "`vits-jax convert FOLDER DST`",
+                "info": "`vits-jax info FOLDER`", "batch": "`vits-jax batch MANIFEST --out DIR -m FOLDER`",
+                "train": "`vits-jax train -m FOLDER --data MANIFEST --out DIR`",
+                "vc": "`vits-jax vc INPUT.wav -m FOLDER --source-speaker A --target-speaker B -o OUT.wav`"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     def body() -> int:
+        from ..voice.hub import ModelNotFoundError
+
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        try:
+            return args.func(args)
+        except ModelNotFoundError as e:   # a voice not found: say how THIS command takes a folder
+            hint = VOICE_OPTION.get(args.command)
+            if hint is None or hint in str(e):
+                raise
+            raise ModelNotFoundError(f"{e}; on the command line: {hint}") from None
     return common.run_command(body)
 
 

@@ -1,8 +1,8 @@
 """`vits-jax say TEXT -o FILE.wav`: speak text with a voice (the default voice without -m).
 
 The work is the library's: `Voice.speak` (sentences split by the voice's tokenizer, batches of
-similar length, pauses) written as a WAV (synth/audio.py), or `Voice.stream` for --output-raw;
-timings and subtitles are synth/timings.py.
+similar length, pauses) written as WAV, FLAC, OGG or MP3 by the output's extension
+(synth/audio.py), or `Voice.stream` for --output-raw; timings and subtitles are synth/timings.py.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import argparse
 import sys
 
 from . import common
-from .common import (CONFIG_HELP, CliError, VOICE_HELP, Warnings, add_cache_options, check_output, decode_stdin,
-                     finite, read_text, setup_compilation_cache)
+from .common import (CONFIG_HELP, CliError, VOICE_HELP, Warnings, add_cache_options, check_audio_extension,
+                     check_output, decode_stdin, finite, read_text, setup_compilation_cache)
 
 
 def cmd_say(args) -> int:
@@ -40,6 +40,7 @@ def cmd_say(args) -> int:
                            "whole speech, not streamed)")
     else:
         check_output(args.output)
+        check_audio_extension(args.output)
     if args.timings:
         check_output(args.timings, "--timings", "FILE.json")
     if args.subtitles:
@@ -103,12 +104,15 @@ def cmd_say(args) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        audio.write_wav(args.output, said.waveform, said.sampling_rate, before_replace=common.INTERRUPT.commit)
+        audio.write_audio(args.output, said.waveform, said.sampling_rate, before_replace=common.INTERRUPT.commit)
     for where, data in extra:    # after the commit point: the audio is written, so are these
         audio.write_atomic(where, data)
     where = "standard output" if args.output == "-" else args.output
+    from ..synth.timings import cues
+
+    sentences = len(cues(said))   # a long sentence spoken in pieces counts once, as its cue
     print(f"wrote {where}: {said.seconds:.2f} s at {said.sampling_rate} Hz, "
-          f"{len(said.pieces)} sentence(s)" + "".join(f", {w}" for w, _ in extra), file=sys.stderr)
+          f"{sentences} sentence(s)" + "".join(f", {w}" for w, _ in extra), file=sys.stderr)
     return 0
 
 
@@ -190,8 +194,10 @@ def register(subparsers) -> argparse.ArgumentParser:
 
     default_voice = describe_default()
     p = subparsers.add_parser(
-        "say", help="speak text into a WAV file",
-        description="Speak TEXT into a 16-bit PCM mono WAV file. Long text is split into "
+        "say", help="speak text into an audio file",
+        description="Speak TEXT into a mono audio file: 16-bit PCM WAV, FLAC, OGG Vorbis or MP3 by "
+                    "the file's extension (FLAC, OGG and MP3 with the soundfile package; MP3 where "
+                    "its libsndfile writes it). Long text is split into "
                     "sentences, synthesized in batches and joined with short pauses. Numbers, "
                     "times and years are spoken; letters the voice lacks fall back to their base "
                     "letter; anything still dropped is reported as a `warning:` line.")
@@ -199,8 +205,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", default=None, help=f"{VOICE_HELP} (default: {default_voice})")
     p.add_argument("--config", default=None, metavar="FILE", help=CONFIG_HELP)
     output = p.add_mutually_exclusive_group(required=True)
-    output.add_argument("-o", "--output", default=None, metavar="FILE.wav",
-                        help="output WAV file (written atomically); `-` writes to standard output")
+    output.add_argument("-o", "--output", default=None, metavar="FILE",
+                        help="output audio file (written atomically), in the format of its "
+                             "extension: .wav, .flac, .ogg or .mp3 (another is refused before "
+                             "synthesis); `-` writes a WAV to standard output")
     output.add_argument("--output-raw", action="store_true",
                         help="write 16-bit little-endian mono PCM at the voice's rate to standard "
                              "output as it is produced, sentence after sentence (as Piper's "

@@ -1,4 +1,5 @@
-"""Audio files: 16-bit PCM mono WAV written atomically; WAV (and with `soundfile`, FLAC, OGG) read.
+"""Audio files: 16-bit PCM mono WAV written atomically (with `soundfile`: also FLAC, OGG Vorbis and,
+where its libsndfile has it, MP3, by the file's extension); WAV (and with `soundfile`, FLAC, OGG) read.
 
 Shapes: S samples, C channels. Waveforms are float arrays in [-1, 1] (values outside are clipped
 on writing).
@@ -27,7 +28,12 @@ from typing import BinaryIO, Callable, Optional
 import numpy as np
 
 __all__ = ["to_pcm16", "silence", "concatenate", "peak_normalize", "temporary_name", "write_atomic", "write_wav", "wav_bytes", "read_wav",
-           "read_audio", "resample"]
+           "read_audio", "resample", "FORMATS", "writable_extensions", "audio_bytes", "write_audio"]
+
+# Output file extension -> soundfile's (format, subtype). WAV is written by the standard library.
+FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"),
+           ".mp3": ("MP3", "MPEG_LAYER_III")}
+_WRITABLE: Optional[list] = None
 
 
 def to_pcm16(waveform) -> np.ndarray:
@@ -142,6 +148,64 @@ def write_wav(path: str | os.PathLike, waveform, sampling_rate: int, *,
     buf = io.BytesIO()
     _write(buf, pcm, sampling_rate)
     write_atomic(path, buf.getvalue(), before_replace=before_replace)
+
+
+def writable_extensions() -> list[str]:
+    """The output extensions this installation writes: ".wav" always; ".flac", ".ogg" and ".mp3"
+    when `soundfile` is installed and its libsndfile encodes them (MP3 needs libsndfile >= 1.1),
+    found by encoding a few samples once."""
+    global _WRITABLE
+    if _WRITABLE is None:
+        found = [".wav"]
+        try:
+            import soundfile
+        except ImportError:
+            soundfile = None
+        for ext, (fmt, subtype) in FORMATS.items():
+            if soundfile is None or ext == ".wav":
+                continue
+            try:
+                soundfile.write(io.BytesIO(), np.zeros(64, np.float32), 22050, format=fmt, subtype=subtype)
+            except Exception:  # noqa: BLE001  (libsndfile without this format: not offered)
+                continue
+            found.append(ext)
+        _WRITABLE = found
+    return list(_WRITABLE)
+
+
+def _extension(path: str | os.PathLike) -> str:
+    return os.path.splitext(os.fspath(path))[1].lower()
+
+
+def audio_bytes(waveform, sampling_rate: int, extension: str = ".wav") -> bytes:
+    """The bytes of a mono audio file holding `waveform`, in the format of `extension` (".wav":
+    16-bit PCM; ".flac": 16-bit FLAC; ".ogg": Vorbis; ".mp3"); ValueError for another extension
+    or one this installation cannot write (`writable_extensions`)."""
+    extension = extension.lower()
+    if extension == ".wav":
+        return wav_bytes(waveform, sampling_rate)
+    if extension not in writable_extensions():
+        raise ValueError(f"cannot write {extension or 'a file without an extension'} audio: the "
+                         f"supported extensions are {', '.join(writable_extensions())}")
+    import soundfile
+
+    pcm = to_pcm16(waveform)                    # the same clipped 16-bit samples as the WAV
+    fmt, subtype = FORMATS[extension]
+    buf = io.BytesIO()
+    soundfile.write(buf, pcm.astype(np.float32) / np.float32(32768.0), int(sampling_rate),
+                    format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def write_audio(path: str | os.PathLike, waveform, sampling_rate: int, *,
+                before_replace: Optional[Callable[[], None]] = None) -> None:
+    """Writes `waveform` (S,) in the format of `path`'s extension (`audio_bytes`), atomically
+    (`write_atomic`)."""
+    if int(sampling_rate) <= 0:
+        raise ValueError(f"sampling rate must be positive, got {sampling_rate}")
+    if os.path.isdir(os.fspath(path)):
+        raise IsADirectoryError(f"{path} is a folder; pass a file name such as {os.path.join(path, 'out.wav')}")
+    write_atomic(path, audio_bytes(waveform, sampling_rate, _extension(path)), before_replace=before_replace)
 
 
 def _pcm_to_float(data: bytes, width: int) -> np.ndarray:

@@ -72,6 +72,7 @@ __all__ = ["synthesize_corpus", "Summary", "Unit", "plan_units", "unit_seed", "s
 
 DEFAULT_BATCH_SIZE = 16
 PLAN_WINDOW = 4096        # units planned (and their encodings kept) at a time
+PROGRESS_EVERY = 5.0        # seconds between progress lines when stderr is not a terminal
 
 
 class CorpusError(ValueError):
@@ -579,7 +580,8 @@ def synthesize_corpus(params: VitsParams, tokenizer, manifest: Union[str, os.Pat
                                         for u in mine if u.id not in done])
     summary.done_before = sum(u.id in done for u in mine)
 
-    bar = progress_bar(len(mine) - summary.done_before, progress, unit="row", dynamic_ncols=True)
+    bar = progress_bar(len(mine) - summary.done_before, progress, unit="row", dynamic_ncols=True,
+                       every=PROGRESS_EVERY)
     render_started = time.perf_counter()
     try:
         for window in windows:

@@ -10,7 +10,8 @@ a word is its letters and for a phoneme (Piper) voice its phonemes. A piece cut 
 (`Speech.truncated`) has its times clipped to the audio it has.
 
     timings(speech, tokenizer)       -> JSON-ready dict: pieces, their tokens and words, in seconds
-    cues(speech, tokenizer, words=)  -> subtitle cues: one per sentence, or per `words` words
+    cues(speech, tokenizer, words=)  -> subtitle cues: one per sentence (its pieces joined), or per
+                                        `words` words
     srt(cues), vtt(cues)             -> SubRip / WebVTT text
 """
 
@@ -20,6 +21,8 @@ import dataclasses
 from typing import Optional
 
 import numpy as np
+
+from ..tokenizer.sentences import ends_sentence
 
 __all__ = ["Cue", "piece_starts", "token_times", "word_times", "timings", "cues", "srt", "vtt",
            "subtitles"]
@@ -60,14 +63,26 @@ def token_times(speech, i: int) -> np.ndarray:
 
 
 def word_times(speech, tokenizer, i: int) -> list[Cue]:
-    """Piece i's space-separated words with their start / end seconds (a word that yields no
-    tokens, e.g. a lone dash, gets an empty span where it stands)."""
+    """Piece i's space-separated words with their start / end seconds. A word heard for no time
+    (no tokens of its own, e.g. a lone dash, or tokens of zero frames) is merged with the word
+    before it (the one after, for a first word): "wait -" is one timed word. Only a piece whose
+    words all last zero frames keeps a zero-length word."""
     ids, spans = tokenizer.encode_words(speech.pieces[i])
     if list(ids) != list(speech.ids[i]):
         raise ValueError(f"the tokenizer gives other ids for piece {i} ({speech.pieces[i]!r}) than "
                          "the speech was made from: pass the tokenizer given to speak")
     edges = (_frame_edges(speech, i) + piece_starts(speech)[i]) / float(speech.sampling_rate)
-    return [Cue(float(edges[first]), float(edges[end]), word) for word, first, end in spans]
+    merged: list[list] = []           # [text, start, end]
+    for word, first, end in spans:
+        start, stop = float(edges[first]), float(edges[end])
+        if merged and (stop <= start or merged[-1][2] <= merged[-1][1]):
+            last = merged[-1]         # this word, or the one before, is heard for no time: one word
+            last[0] = f"{last[0]} {word}"
+            if stop > start:
+                last[1], last[2] = (last[1] if last[2] > last[1] else start), stop
+        else:
+            merged.append([word, start, stop])
+    return [Cue(start, end, word) for word, start, end in merged]
 
 
 def timings(speech, tokenizer) -> dict:
@@ -92,12 +107,28 @@ def timings(speech, tokenizer) -> dict:
 
 
 def cues(speech, tokenizer=None, *, words: Optional[int] = None) -> list[Cue]:
-    """Subtitle cues: one per piece (sentence), or with `words` one per run of at most that many
-    words of a piece (needs the tokenizer), each from its first word's start to its last's end."""
+    """Subtitle cues: one per sentence, or with `words` one per run of at most that many words of
+    a piece (needs the tokenizer), each from its first word's start to its last's end.
+
+    A sentence longer than the token limit was spoken as several pieces (cut at clauses): its
+    pieces make one cue, from the first's start to the last's end, their texts joined. A piece
+    continues into the next when it does not end in sentence punctuation
+    (`tokenizer.sentences.ends_sentence`) and only the usual pause follows it (not an SSML break)."""
     rate = float(speech.sampling_rate)
     if words is None:
-        return [Cue(s / rate, (s + n) / rate, text)
-                for s, n, text in zip(piece_starts(speech), speech.lengths, speech.pieces)]
+        gaps = getattr(speech, "gaps", None) or [speech.pause_samples] * len(speech.pieces)
+        out, open_cue = [], None
+        for s, n, text, gap in zip(piece_starts(speech), speech.lengths, speech.pieces, gaps):
+            if open_cue is None:
+                open_cue = [s, s + n, text]
+            else:
+                open_cue[1], open_cue[2] = s + n, f"{open_cue[2]} {text}"
+            if ends_sentence(text) or gap != speech.pause_samples:
+                out.append(Cue(open_cue[0] / rate, open_cue[1] / rate, open_cue[2]))
+                open_cue = None
+        if open_cue is not None:
+            out.append(Cue(open_cue[0] / rate, open_cue[1] / rate, open_cue[2]))
+        return out
     if words < 1 or tokenizer is None:
         raise ValueError(f"words must be >= 1 and a tokenizer given, got words={words}")
     out = []

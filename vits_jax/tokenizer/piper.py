@@ -29,6 +29,35 @@ from .normalize import ON_UNKNOWN, report
 
 __all__ = ["PiperTokenizer"]
 
+
+def _segment(c: str) -> bool:
+    """A code point that identifies a word's sound: not a space, stress mark or punctuation."""
+    return c not in "ˈˌ " and not unicodedata.category(c).startswith("P")
+
+
+def _align(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)`` of a minimal edit-distance alignment of `a` to `b` (matches and
+    substitutions), in order. Cost O(len(a) * len(b)); callers pass a piece's phonemes."""
+    n, m = len(a), len(b)
+    cost = [[0] * (m + 1) for _ in range(n + 1)]
+    for j in range(m + 1):
+        cost[0][j] = j
+    for i in range(1, n + 1):
+        row, up, ai = cost[i], cost[i - 1], a[i - 1]
+        row[0] = i
+        for j in range(1, m + 1):
+            row[j] = min(up[j - 1] + (ai != b[j - 1]), up[j] + 1, row[j - 1] + 1)
+    pairs, i, j = [], n, m
+    while i and j:
+        if cost[i][j] == cost[i - 1][j - 1] + (a[i - 1] != b[j - 1]):
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif cost[i][j] == cost[i - 1][j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    return pairs[::-1]
+
 PAD, BOS, EOS = "_", "^", "$"
 _LANGUAGE_FLAG = re.compile(r"\([^)]+\)")
 _RAW_BLOCK = re.compile(r"(\[\[.*?\]\])")
@@ -262,14 +291,31 @@ class PiperTokenizer(TokenizerBase):
         """Piper's ids sentence by sentence: ``[phonemes_to_ids(s) for s in phonemize(text)]``."""
         return [self.phonemes_to_ids(s, text=text) for s in self.phonemize(text)]
 
-    def split_sentences(self, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[str]:
-        """The text of each of Piper's sentences, a sentence longer than `max_tokens` ids cut
-        further at clause marks and spaces (`vits_jax.tokenizer.sentences.split_long`)."""
-        out: list[str] = []
-        for phonemes, start, end in self._sentences(text):
+    def _sentence_texts(self, text: str) -> list[tuple[list[str], str]]:
+        """Piper's sentences as (phonemes, text, whitespace normalized). A sentence with no
+        phonemes (a closing quotation mark or bracket espeak-ng reads as a clause of its own)
+        joins the sentence before it, so the text keeps its punctuation: '... report."'."""
+        out: list[tuple[list[str], str]] = []
+        lead = ""
+        for phonemes, start, end in self._sentences(text, keep_empty=True):
             piece = " ".join(text[start:end].split())
             if not piece:
                 continue
+            if not phonemes:
+                if out:
+                    out[-1] = (out[-1][0], out[-1][1] + piece)
+                else:
+                    lead += piece
+                continue
+            out.append((phonemes, lead + piece))
+            lead = ""
+        return out
+
+    def split_sentences(self, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> list[str]:
+        """The text of each of Piper's sentences, a sentence longer than `max_tokens` ids cut
+        further at clause marks, then between phrases (`vits_jax.tokenizer.sentences.split_long`)."""
+        out: list[str] = []
+        for phonemes, piece in self._sentence_texts(text):
             if 2 * len(phonemes) + 3 <= max_tokens:
                 out.append(piece)
             else:
@@ -283,10 +329,7 @@ class PiperTokenizer(TokenizerBase):
         if self.phoneme_type == "espeak" and "[[" in text:      # raw phoneme blocks: piece by piece
             return super().encode_pieces(text, max_tokens)
         out: list[tuple[str, list[int]]] = []
-        for phonemes, start, end in self._sentences(text):
-            piece = " ".join(text[start:end].split())
-            if not piece or not phonemes:
-                continue
+        for phonemes, piece in self._sentence_texts(text):
             if 2 * len(phonemes) + 3 <= max_tokens:
                 out.append((piece, self.phonemes_to_ids(phonemes, text=piece)))
             else:
@@ -296,10 +339,13 @@ class PiperTokenizer(TokenizerBase):
     def encode_words(self, text: str) -> tuple[list[int], list[tuple[str, int, int]]]:
         """``(ids, [(word, first, end)])``; see `TokenizerBase.encode_words`.
 
-        espeak-ng's words are the space-separated runs of the phonemes. Each text word is
-        phonemized alone and takes the next espeak word(s) in order; when an espeak word starts
-        with a text word's phonemes but is longer (espeak-ng joins some words, e.g. "of the" ->
-        "ʌvðə"), the words it joined share its span."""
+        espeak-ng speaks words in context (weak forms: "had been" -> "hɐdbɪn", joined words:
+        "of the" -> "ʌvðə"), so a text word's phonemes are found by aligning, segment by segment
+        (stress and punctuation aside), each word phonemized alone against the text's phonemes
+        (`_align`, an edit-distance alignment). A word takes the phonemes aligned to it; the
+        phonemes between two words of one espeak word go to the later word, an espeak word's
+        trailing punctuation to its last word. A word with no phoneme of its own (e.g. a lone
+        dash) gets an empty span where it stands."""
         phonemes = self._phonemes(text)
         ids = self.encode(text)
         # phoneme index -> token index (BOS, pad, then one symbol + pad per mapped phoneme)
@@ -308,41 +354,45 @@ class PiperTokenizer(TokenizerBase):
             token_at.append(t)
             if p in self.id_map:
                 t += len(self.id_map[p]) + 1
-        groups: list[tuple[int, int]] = []  # phoneme index ranges of espeak words
-        k = 0
-        while k < len(phonemes):
-            if phonemes[k] == " ":
-                k += 1
+        group_of, group_end, g = [], {}, -1    # espeak word (space-separated run) of each phoneme
+        for k, p in enumerate(phonemes):
+            if p == " ":
+                group_of.append(-1)
                 continue
-            j = k
-            while j < len(phonemes) and phonemes[j] != " ":
-                j += 1
-            groups.append((k, j))
-            k = j
-        def key(chars) -> str:  # what identifies a word: its segments, without stress or punctuation
-            return "".join(c for c in chars if c not in "ˈˌ " and not unicodedata.category(c).startswith("P"))
-
-        keys = [key(phonemes[lo:hi]) for lo, hi in groups]
-        spans = []
-        g, rest, cursor = 0, None, 2
-        for word in text.split():
-            alone = [key(w) for s in self.phonemize(word) for w in "".join(s).split()]
-            taken = []
-            for k in filter(None, alone):
-                if g >= len(groups):
-                    break
-                current = keys[g] if rest is None else rest
-                taken.append(g)
-                if current != k and current.startswith(k):
-                    rest = current[len(k):]  # espeak-ng joined this word with the next
-                else:
-                    rest, g = None, g + 1
-            if taken:
-                first, end = token_at[groups[taken[0]][0]], token_at[groups[taken[-1]][1] - 1] + 1
-                spans.append((word, first, end))
-                cursor = end
+            if k == 0 or phonemes[k - 1] == " ":
+                g += 1
+            group_of.append(g)
+            group_end[g] = k + 1
+        context = [(c, k) for k, p in enumerate(phonemes) for c in p if _segment(c)]
+        words = text.split()
+        alone = [(c, w) for w, word in enumerate(words)
+                 for s in self.phonemize(word) for p in s for c in p if _segment(c)]
+        found: list[list[int]] = [[] for _ in words]            # phoneme indices of each word
+        for a, b in _align([c for c, _ in alone], [c for c, _ in context]):
+            found[alone[a][1]].append(context[b][1])
+        ranges: list[list[int] | None] = [[min(f), max(f) + 1] if f else None for f in found]
+        ranged = [w for w, r in enumerate(ranges) if r]
+        for w, nxt in zip(ranged, ranged[1:] + [None]):
+            lo, hi = ranges[w]
+            if nxt is not None and group_of[ranges[nxt][0]] == group_of[hi - 1]:
+                ranges[w][1] = ranges[nxt][0]               # up to the next word in the same espeak word
             else:
+                ranges[w][1] = group_end[group_of[hi - 1]]  # its espeak word's end (punctuation)
+        for w, prev in zip(ranged, [None] + ranged[:-1]):
+            lo = ranges[w][0]
+            if prev is None or group_of[ranges[prev][1] - 1] != group_of[lo]:
+                while lo > 0 and phonemes[lo - 1] != " ":   # from its espeak word's start
+                    lo -= 1
+                ranges[w][0] = lo
+        spans, cursor = [], 2
+        for word, r in zip(words, ranges):
+            if r is None:
                 spans.append((word, cursor, cursor))
+                continue
+            last = r[1] - 1
+            first, end = token_at[r[0]], token_at[last] + len(self.id_map.get(phonemes[last], ()))
+            spans.append((word, first, max(first, end)))
+            cursor = max(first, end)
         return ids, spans
 
     def decode(self, ids: Iterable[int]) -> str:

@@ -51,13 +51,21 @@ def _check_destination(path: str, overwrite: bool) -> None:
                                    "it even with overwrite")
 
 
+def _folder_mode() -> int:
+    """The mode `os.mkdir` gives a new folder: 0777 less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
 def save(params: VitsParams, path: str | os.PathLike, tokenizer_dir: Optional[str] = None, *,
          overwrite: bool = False, tokenizer_files: Optional[dict[str, str]] = None) -> None:
     """Writes `params` (orbax), `config.json` and the tokenizer files: those of `tokenizer_dir`
     (TOKENIZER_FILES found there) and `tokenizer_files` ({name: file to copy}).
 
     An existing `path` is replaced only with overwrite=True and only if it is a vits-jax checkpoint
-    (DestinationError otherwise). The folder is assembled beside `path` and renamed into place.
+    (DestinationError otherwise). The folder is assembled beside `path` and renamed into place,
+    with the permissions of any new folder (0777 less the umask).
     """
     import orbax.checkpoint as ocp
 
@@ -72,6 +80,7 @@ def save(params: VitsParams, path: str | os.PathLike, tokenizer_dir: Optional[st
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=parent)
     try:
+        os.chmod(tmp, _folder_mode())  # mkdtemp makes it 0700; the checkpoint is an ordinary folder
         tree = jax.tree.map(np.asarray, params.tree)
         with ocp.StandardCheckpointer() as ckpt:
             ckpt.save(os.path.join(tmp, PARAMS_DIR), tree)

@@ -100,8 +100,7 @@ def resolve(model: str) -> str:
     if model in EMBEDDED and embedded_voice(model) is not None:
         return embedded_voice(model)
     how = ("pass a local model folder instead (a transformers VITS folder, a Piper .onnx voice, an "
-           "original VITS checkpoint, or a folder made by `vits-jax convert`), e.g. `-m FOLDER` on the "
-           "command line or vits_jax.load(FOLDER)")
+           "original VITS checkpoint, or a folder made by `vits-jax convert`), e.g. vits_jax.load(FOLDER)")
     if _PIPER_VOICE.fullmatch(model):
         return _resolve_piper(model, how)
     here = f"no such file or folder exists here ({os.getcwd()})"
