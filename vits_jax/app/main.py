@@ -7,8 +7,9 @@
     vits-jax convert voice.onnx ./joe                                 # any voice -> vits-jax folder
     vits-jax info ./mms-tts-eng
     vits-jax train --model facebook/mms-tts-eng --data corpus/train.csv --out runs/eng --steps 2000
+    vits-jax serve -m joe=en_US-joe-medium.onnx --port 5000       # HTTP: OpenAI and Piper APIs
 
-Each command is one module of this package (say.py, convert.py, info.py, batch.py, train.py) with
+Each command is one module of this package (say.py, convert.py, info.py, batch.py, train.py, serve.py) with
 `register(subparsers)` and its `cmd_*` function; what they share (the `error:` convention, Ctrl-C,
 the compilation cache, output-path checks) is common.py. The commands only parse, validate and
 print; the work is the library's (`vits_jax.Voice`, `vits_jax.synth`, `vits_jax.training`).
@@ -25,7 +26,7 @@ from . import common
 
 __all__ = ["main", "build_parser", "run"]
 
-COMMANDS = ("say", "convert", "info", "batch", "train")   # one module each in vits_jax/app/
+COMMANDS = ("say", "convert", "info", "batch", "train", "serve")   # one module each in vits_jax/app/
 
 
 def build_parser() -> argparse.ArgumentParser:
