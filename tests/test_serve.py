@@ -34,8 +34,10 @@ TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.js
 TINY = small_config(vocab_size=38, num_hidden_layers=1, prior_encoder_num_flows=1,
                     duration_predictor_num_flows=1, resblock_kernel_sizes=[3],
                     resblock_dilation_sizes=[[1]], upsample_rates=[8], upsample_kernel_sizes=[16])
-TEXTS = ["The brown fox jumps. Over the lazy dog, twice!", "Hello there.",
-         "And then what happened? Nobody knows. It was late.", "A short one."]
+# Sentences of 25 to 31 token ids: one token bucket, so few programs to compile.
+TEXTS = ["The fox jumps. Over the dog!", "Nobody knows.",
+         "What happened? The cat sleeps. Nobody knows.", "Where is it now?"]
+WARM = "Over the dog!"
 TIMEOUT = 120            # seconds for any one client call or wait: a hang fails, never stalls
 
 
@@ -51,6 +53,11 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def voice(folder):
     return Voice.load(folder, expand_numbers=True, fold_diacritics=True)
+
+
+def speak(voice, text, **options):
+    """The reference: `Voice.speak` one sentence at a time (the same audio as any batch size)."""
+    return voice.speak(text, batch_size=1, **options)
 
 
 def pcm16(waveform):
@@ -73,7 +80,7 @@ class Served:
         from vits_jax.app.http import create_app
 
         self.lines = []
-        self.engine = Engine(voices, **engine_options)
+        self.engine = Engine(voices, warm_text=WARM, **engine_options)
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(128)
@@ -144,9 +151,10 @@ def test_engine_batches_concurrent_requests_as_speak_does(voice):
     engine.start(warm=False)              # everything is queued: batches mix the requests
     try:
         for job, text, seed, rate in zip(jobs, TEXTS, (0, 1, 2, 3), (1.0, 1.3, None, 0.8)):
-            want = voice.speak(text, seed=seed, speaking_rate=rate).waveform
+            want = speak(voice, text, seed=seed, speaking_rate=rate).waveform
             np.testing.assert_allclose(job.result(TIMEOUT), want, atol=1e-5)
         assert engine.rows == sum(len(j.pieces) for j in jobs) and engine.batches < engine.rows
+        np.testing.assert_allclose(jobs[2].result(0), voice.speak(TEXTS[2], seed=2).waveform, atol=1e-5)
     finally:
         engine.close(TIMEOUT)
 
@@ -159,7 +167,7 @@ def test_engine_queue_is_bounded_and_close_finishes_accepted_work(voice):
     engine.start(warm=False)
     engine.close(TIMEOUT)                 # accepted before the close: both finish
     assert first.done and second.done and first.error is None and second.error is None
-    np.testing.assert_allclose(second.result(0), voice.speak(TEXTS[1], seed=4).waveform, atol=1e-5)
+    np.testing.assert_allclose(second.result(0), speak(voice, TEXTS[1], seed=4).waveform, atol=1e-5)
 
 
 # ------------------------------------------------------------------ HTTP
@@ -187,10 +195,10 @@ def test_openai_client_speech_wav_pcm_and_speed(served, voice):
     text = TEXTS[0]
     response = client.audio.speech.create(model="vits-jax", voice="tiny", input=text,
                                           response_format="wav")
-    same_pcm(wav_data(response.content, voice.sampling_rate), voice.speak(text, seed=0).waveform)
+    same_pcm(wav_data(response.content, voice.sampling_rate), speak(voice, text, seed=0).waveform)
     response = client.audio.speech.create(model="vits-jax", voice="tiny", input=text,
                                           response_format="pcm", speed=1.5, extra_body={"seed": 7})
-    same_pcm(response.content, voice.speak(text, seed=7, speaking_rate=1.5 * voice.speaking_rate).waveform)
+    same_pcm(response.content, speak(voice, text, seed=7, speaking_rate=1.5 * voice.speaking_rate).waveform)
     models = client.models.list()
     assert [m.id for m in models.data] == ["tiny"]
     assert any(line.split()[1:4] == ["POST", "/v1/audio/speech", "200"] for line in served.lines)
@@ -207,7 +215,33 @@ def test_openai_client_streams_chunks(served, voice):
         chunks = list(response.iter_bytes())
     body = b"".join(chunks)
     assert body[4:8] == b"\xff\xff\xff\xff" and body[40:44] == b"\xff\xff\xff\xff"   # streaming header
-    same_pcm(wav_data(body, voice.sampling_rate), voice.speak(text, seed=0).waveform)
+    same_pcm(wav_data(body, voice.sampling_rate), speak(voice, text, seed=0).waveform)
+
+
+def test_first_bytes_leave_before_synthesis(voice):
+    """The WAV header (and each sentence as it is done) is sent at once: with the engine not yet
+    started, a streaming client already reads the header; the audio follows once it runs."""
+    from openai import OpenAI
+
+    s = Served({"tiny": voice}, batch_size=2)
+    s.thread.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not s.server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        client = OpenAI(base_url=s.url + "/v1", api_key="none", timeout=TIMEOUT, max_retries=0)
+        with client.audio.speech.with_streaming_response.create(
+                model="vits-jax", voice="tiny", input=TEXTS[0], response_format="wav",
+                extra_body={"seed": 5}) as response:
+            chunks = response.iter_bytes(44)
+            header = next(chunks)
+            assert header[:4] == b"RIFF" and len(header) == 44 and s.engine.rows == 0
+            s.engine.start(warm=False)
+            body = header + b"".join(chunks)
+        same_pcm(wav_data(body, voice.sampling_rate), speak(voice, TEXTS[0], seed=5).waveform)
+    finally:
+        s.stop()
 
 
 def test_flac(served, voice):
@@ -219,7 +253,7 @@ def test_flac(served, voice):
     assert status == 200 and headers["content-type"] == "audio/flac"
     data, rate = soundfile.read(io.BytesIO(body), dtype="int16")
     assert rate == voice.sampling_rate
-    same_pcm(data.tobytes(), voice.speak(TEXTS[1], seed=2).waveform)
+    same_pcm(data.tobytes(), speak(voice, TEXTS[1], seed=2).waveform)
 
 
 def test_concurrent_requests_share_batches_and_equal_speak(served, voice):
@@ -238,7 +272,7 @@ def test_concurrent_requests_share_batches_and_equal_speak(served, voice):
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
         bodies = list(pool.map(one, jobs))
     for (text, seed), body in zip(jobs, bodies):
-        same_pcm(wav_data(body, voice.sampling_rate), voice.speak(text, seed=seed).waveform)
+        same_pcm(wav_data(body, voice.sampling_rate), speak(voice, text, seed=seed).waveform)
     pieces = sum(len(voice.tokenizer.encode_pieces(t, 400)) for t, _ in jobs)
     assert served.engine.batches - batches < pieces          # some batches held several requests
 
@@ -249,13 +283,13 @@ def test_piper_api(served, voice):
                                  {"text": text, "length_scale": 1.25, "noise_scale": 0.5,
                                   "noise_w_scale": 0.6, "speaker_id": 0})
     assert status == 200 and headers["content-type"] == "audio/wav"
-    want = voice.speak(text, seed=0, speaking_rate=0.8, noise_scale=0.5, noise_scale_duration=0.6)
+    want = speak(voice, text, seed=0, speaking_rate=0.8, noise_scale=0.5, noise_scale_duration=0.6)
     data = wav_data(body, voice.sampling_rate)
     assert int.from_bytes(body[40:44], "little") == len(data)          # a whole file
     same_pcm(data, want.waveform)
     status, _, body = post(served.url + "/", {"text": TEXTS[1], "voice": "tiny"})
     assert status == 200
-    same_pcm(wav_data(body, voice.sampling_rate), voice.speak(TEXTS[1], seed=0).waveform)
+    same_pcm(wav_data(body, voice.sampling_rate), speak(voice, TEXTS[1], seed=0).waveform)
     status, info = get(served.url + "/info")
     assert status == 200 and info["voice"]["name"] == "tiny" and info["last"]["text"] == TEXTS[1]
     assert len(info["last"]["alignments"]) == len(info["last"]["phonemes"]) > 0
@@ -315,7 +349,7 @@ def test_sigterm_finishes_requests_in_flight(folder, voice, tmp_path):
     env = dict(os.environ, VITS_JAX_CACHE_DIR=str(tmp_path / "cache"))
     process = subprocess.Popen(
         [sys.executable, "-m", "vits_jax", "serve", "-m", f"tiny={folder}", "--port", "0",
-         "--batch-size", "2"], stderr=subprocess.PIPE, text=True, env=env)
+         "--batch-size", "1"], stderr=subprocess.PIPE, text=True, env=env)
     try:
         lines = []
         timer = threading.Timer(300, process.kill)    # a hang fails the test, never stalls it
@@ -340,7 +374,7 @@ def test_sigterm_finishes_requests_in_flight(folder, voice, tmp_path):
         timer.cancel()
         for i, (status, _, body) in enumerate(results):
             assert status == 200, body
-            same_pcm(wav_data(body, voice.sampling_rate), voice.speak(TEXTS[i], seed=i).waveform)
+            same_pcm(wav_data(body, voice.sampling_rate), speak(voice, TEXTS[i], seed=i).waveform)
         assert "stopped" in rest
     finally:
         if process.poll() is None:

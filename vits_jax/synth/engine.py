@@ -203,11 +203,12 @@ class Engine:
 
     voices: {name: Voice}; the first is the default. batch_size: most rows per synthesize call.
     max_queue: most unfinished requests; one more raises QueueFull. max_chars: longest text.
+    warm_text: the sentence `warm` synthesizes (its token bucket is the one compiled first).
     """
 
     def __init__(self, voices: Mapping[str, Any], *, batch_size: int = DEFAULT_BATCH_SIZE,
                  max_queue: int = 64, max_chars: Optional[int] = None,
-                 max_tokens: int = DEFAULT_MAX_TOKENS):
+                 max_tokens: int = DEFAULT_MAX_TOKENS, warm_text: str = "Hello there."):
         if not voices:
             raise ValueError("an engine needs at least one voice")
         if batch_size < 1:
@@ -220,6 +221,7 @@ class Engine:
         self.max_queue = int(max_queue)
         self.max_chars = max_chars
         self.max_tokens = max_tokens
+        self.warm_text = warm_text
         self.ready = threading.Event()
         self.batches = 0                      # synthesize calls made (for tests and logs)
         self.rows = 0                         # pieces synthesized
@@ -311,7 +313,7 @@ class Engine:
         """Compiles the programs a short sentence needs, for every row count batches use."""
         counts = sorted({min(self.batch_size, 1 << k) for k in range(self.batch_size.bit_length() + 1)})
         for name, v in self.voices.items():
-            _, ids = prepare_pieces(v.tokenizer, "Hello there.", self.max_tokens)
+            _, ids = prepare_pieces(v.tokenizer, self.warm_text, self.max_tokens)
             job = Job(seq=-1, voice_name=name, voice=v, text="", pieces=[""] * max(counts),
                       ids=[ids[0]] * max(counts), keys=None, options=v._options({}), normalize=False,
                       pause_samples=0)
