@@ -244,6 +244,33 @@ def test_first_bytes_leave_before_synthesis(voice):
         s.stop()
 
 
+def test_client_disconnect_cancels_its_remaining_work(voice):
+    from openai import OpenAI
+
+    s = Served({"tiny": voice}, batch_size=1)
+    s.thread.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not s.server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        client = OpenAI(base_url=s.url + "/v1", api_key="none", timeout=TIMEOUT, max_retries=0)
+        with client.audio.speech.with_streaming_response.create(
+                model="vits-jax", voice="tiny", input=TEXTS[2], response_format="wav") as response:
+            chunks = response.iter_bytes(44)
+            assert next(chunks)[:4] == b"RIFF"
+            assert s.engine.queued == 1
+            chunks.close()
+        while s.engine.queued:                # the server noticed the client leave: cancelled
+            assert time.monotonic() < deadline, "the request was not cancelled"
+            time.sleep(0.01)
+        s.engine.start(warm=False)
+        s.engine.close(TIMEOUT)
+        assert s.engine.rows == 0             # none of its sentences was synthesized
+    finally:
+        s.stop()
+
+
 def test_flac(served, voice):
     soundfile = pytest.importorskip("soundfile")
     import io

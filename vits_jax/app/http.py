@@ -293,4 +293,8 @@ def create_app(engine: Engine, *, log=None) -> Starlette:
         status = getattr(exc, "status_code", 404)
         return error_response(status, f"{request.method} {request.url.path}: "
                                       f"{getattr(exc, 'detail', 'not found')}")
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    async def failed(request, exc):        # a bug, not the client's: still JSON, and logged
+        log(f"{request.method} {request.url.path} 500 error={type(exc).__name__}: {exc}")
+        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found,
+                                                       Exception: failed})
