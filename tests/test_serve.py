@@ -407,3 +407,15 @@ def test_sigterm_finishes_requests_in_flight(folder, voice, tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait(TIMEOUT)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-queue", "0"], "--max-queue must be >= 1"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--port", "70000"], "--port must be in"),
+    (["-m", "=x"], "NAME=SOURCE"),
+])
+def test_cli_refuses_bad_options(argv, message):
+    run = subprocess.run([sys.executable, "-m", "vits_jax", "serve", *argv], capture_output=True,
+                         text=True, timeout=TIMEOUT)
+    assert run.returncode == 1 and "error: " in run.stderr and message in run.stderr, run.stderr
