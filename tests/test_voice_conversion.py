@@ -253,6 +253,15 @@ def test_batch_padding_does_not_leak_and_same_speaker_keeps_frames(original):
                                           noise_scale=0.7)
         assert batch[i].shape == alone.shape == (len(w) // HOP * HOP,)
         assert_close(batch[i], alone, tol=1e-6, what=f"batch item {i} vs alone")
+    # exact windows: a 150-frame input, 16 output frames at a time, gives the whole conversion's samples
+    left, right = vits_jax.core.conversion.conversion_field(params.config)
+    assert 0 < left + right < 150 - 16
+    long = speechlike(150 * HOP + 13, seed=9)
+    whole = vits_jax.voice_conversion(params, long, source_speaker=2, target_speaker=0, key=keys[0], noise_scale=0.7)
+    windowed = vits_jax.voice_conversion(params, long, source_speaker=2, target_speaker=0, key=keys[0],
+                                         noise_scale=0.7, window_frames=16)
+    assert windowed.shape == whole.shape == (150 * HOP,)
+    assert_close(windowed, whole, tol=1e-6, what="windows vs whole")
     compiled = compilation_count()
     same = vits_jax.voice_conversion(params, waves[1], source_speaker=2, target_speaker=2, noise_scale=0.0)
     assert same.size // HOP == len(waves[1]) // HOP

@@ -35,8 +35,10 @@ from .noise import POSTERIOR_STREAM, item_keys, positional_normal, slice_noise
 from .params import tree_and_config
 from .spectrogram import linear_spectrogram  # noqa: F401  (part of this module's API)
 from .stages import check_dtype, per_item, speaker_ids
+from .windows import _conv_extent, _decoder_extent, _flow_extent
 
-__all__ = ["linear_spectrogram", "posterior", "flow", "decode", "convert_speaker", "frame_lengths"]
+__all__ = ["linear_spectrogram", "posterior", "flow", "decode", "convert_speaker", "frame_lengths",
+           "conversion_field"]
 
 
 def frame_lengths(lengths: Optional[jax.Array], batch: int, frames: int) -> jax.Array:
@@ -46,12 +48,27 @@ def frame_lengths(lengths: Optional[jax.Array], batch: int, frames: int) -> jax.
     return jnp.broadcast_to(jnp.asarray(lengths, jnp.int32), (batch,))
 
 
-def _posterior_noise(key, noise, batch: int, frames: int, width: int):
+def _posterior_noise(key, noise, batch: int, frames: int, width: int, start=0):
     if noise is not None:
         return slice_noise(noise, frames, width, "noise")
     if key is None:
         return jnp.zeros((batch, frames, width), jnp.float32)
-    return positional_normal(item_keys(key, batch), POSTERIOR_STREAM, 0, frames, width)     # (B, F, Z)
+    return positional_normal(item_keys(key, batch), POSTERIOR_STREAM, start, frames, width)  # (B, F, Z)
+
+
+def conversion_field(config) -> tuple[int, int]:
+    """Frames of context (left, right) an output frame of voice conversion depends on: the
+    posterior encoder's WaveNet, the flow twice (forward, then reverse) and the decoder, in series
+    (their extents computed from the config as core/windows.py does for synthesis). Output frames
+    [a, b) are exactly determined by spectrogram frames [a - left, b + right)."""
+    config = getattr(config, "config", config)
+    left = right = 0
+    for i in range(config.posterior_encoder_num_wavenet_layers):
+        l, r = _conv_extent(config.wavenet_kernel_size, config.wavenet_dilation_rate ** i)
+        left, right = left + l, right + r
+    flow_l, flow_r = _flow_extent(config)
+    dec_l, dec_r = _decoder_extent(config)
+    return left + 2 * flow_l + dec_l, right + 2 * flow_r + dec_r
 
 
 def posterior(params, spectrogram: jax.Array, lengths: Optional[jax.Array], key: Optional[jax.Array], *,
@@ -107,14 +124,16 @@ def decode(params, latents: jax.Array, lengths: Optional[jax.Array], *, speaker_
 
 def convert_speaker(params, spectrogram: jax.Array, lengths: Optional[jax.Array], key: Optional[jax.Array], *,
                     source_speaker_id, target_speaker_id, noise_scale=1.0,
-                    noise: Optional[jax.Array] = None, dtype=None) -> jax.Array:
+                    noise: Optional[jax.Array] = None, noise_start=0, dtype=None) -> jax.Array:
     """Voice conversion of linear spectrograms (B, F, K) with `lengths` (B,) frames: the waveform
     (B, F * H) float32 as the target speaker, zero past each item's lengths * H samples. Speaker
-    ids: scalars or (B,), traced. Noise as `posterior`'s (key=None or noise_scale=0: the means)."""
+    ids: scalars or (B,), traced. Noise as `posterior`'s (key=None or noise_scale=0: the means);
+    noise_start (traced): the utterance frame of the first row, for a window of a longer input
+    (with `conversion_field`'s margins a window gives the whole input's samples)."""
     tree, config = tree_and_config(params)
     b, f, _ = spectrogram.shape
     lengths = frame_lengths(lengths, b, f)
-    noise = _posterior_noise(key, noise, b, f, config.flow_size)
+    noise = _posterior_noise(key, noise, b, f, config.flow_size, noise_start)
     scale = per_item(noise_scale, 1.0, b)[:, None, None]
     model = VitsModel(config, decoder_dtype=check_dtype(dtype))
     waveform = model.apply({"params": tree}, jnp.asarray(spectrogram, jnp.float32), lengths,

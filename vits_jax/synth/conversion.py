@@ -25,9 +25,13 @@ converts to the same samples (to float32 round-off) alone or in any batch. With 
 draws from fold_in(key, i) (or its own key when `key` holds one per item), per frame, so its noise
 does not depend on the padding either.
 
-Long inputs. The whole input is one program: memory grows linearly with its length (at MMS size
-roughly 0.3 MB per frame on CPU, so minutes of audio fit in a few GB). Split a very long recording
-at pauses and convert the pieces as a batch.
+Long inputs. Up to WHOLE_FRAMES frames (about a minute at MMS' rate and hop) the input is one
+program. Longer inputs (or any, with `window_frames=`) run in exact windows: the spectrogram is
+computed whole (cheap), then output frames [a, a + C) are converted from spectrogram frames
+[a - left, a + C + right), (left, right) = `core.conversion.conversion_field(config)` (the
+posterior's WaveNet, the flow both ways and the decoder, from the config), and the posterior noise
+of frame t is drawn for t wherever the window starts: the windows concatenate to the whole
+conversion up to float32 round-off, in memory bounded by the window.
 """
 
 from __future__ import annotations
@@ -39,15 +43,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core.conversion import convert_speaker
+from ..core.conversion import conversion_field, convert_speaker
 from ..core.noise import item_keys
 from ..core.params import tree_and_config
 from ..core.spectrogram import SpectrogramConfig, linear_spectrogram
 from ..core.stages import check_dtype
 
-__all__ = ["voice_conversion", "VoiceConversionError", "check_convertible", "FRAME_BUCKET"]
+__all__ = ["voice_conversion", "VoiceConversionError", "check_convertible", "FRAME_BUCKET", "WHOLE_FRAMES",
+           "WINDOW_FRAMES"]
 
 FRAME_BUCKET = 32        # frames are padded to a multiple of this (one compiled program per bucket)
+WHOLE_FRAMES = 4096      # longer inputs are converted in windows of WINDOW_FRAMES output frames
+WINDOW_FRAMES = 1024
 
 
 class VoiceConversionError(ValueError):
@@ -124,6 +131,41 @@ def _program(params, waveform, samples, key, source, target, noise_scale, dtype)
                            target_speaker_id=target, noise_scale=noise_scale, dtype=dtype)
 
 
+@jax.jit
+def _spectrogram_program(params, waveform, samples):
+    _, config = tree_and_config(params)
+    return linear_spectrogram(waveform, config, samples)                            # (B, F, K)
+
+
+@functools.partial(jax.jit, static_argnames=("dtype",))
+def _window_program(params, spectrogram, frames, keys, source, target, noise_scale, start, dtype):
+    return convert_speaker(params, spectrogram, frames, keys, source_speaker_id=source, target_speaker_id=target,
+                           noise_scale=noise_scale, noise_start=start, dtype=dtype)
+
+
+def _convert_windows(params, padded, lengths, keys, sources, targets, noise_scale, dtype, chunk: int):
+    """The conversion in windows of `chunk` output frames (see the module docstring): (B, F * H)."""
+    _, config = tree_and_config(params)
+    hop = config.hop_length
+    left, right = conversion_field(config)
+    spectrogram = np.asarray(_spectrogram_program(params, padded, lengths))         # (B, F, K)
+    b, f, k = spectrogram.shape
+    frames = lengths // hop
+    width = chunk + left + right
+    out = np.zeros((b, f * hop), np.float32)
+    for start in range(0, int(frames.max()), chunk):
+        first = max(start - left, 0)
+        window = np.zeros((b, width, k), np.float32)
+        rows = spectrogram[:, first:first + width]
+        window[:, :rows.shape[1]] = rows
+        valid = np.clip(frames - first, 0, width).astype(np.int32)
+        wave = np.asarray(_window_program(params, window, valid, keys, sources, targets, noise_scale,
+                                          np.int32(first), dtype=dtype))
+        stop = min(f, start + chunk)
+        out[:, start * hop:stop * hop] = wave[:, (start - first) * hop:(stop - first) * hop]
+    return out
+
+
 def compilation_count() -> int:
     """Conversion programs compiled so far (one per batch size, frame bucket, config and dtype)."""
     return _program._cache_size()
@@ -131,7 +173,7 @@ def compilation_count() -> int:
 
 def voice_conversion(params, waveform: Union[np.ndarray, Sequence[np.ndarray]], *, source_speaker,
                      target_speaker, key: Optional[jax.Array] = None, noise_scale: float = 1.0,
-                     dtype=None) -> Union[np.ndarray, list[np.ndarray]]:
+                     dtype=None, window_frames: Optional[int] = None) -> Union[np.ndarray, list[np.ndarray]]:
     """Speech in `source_speaker`'s voice -> the same speech in `target_speaker`'s voice.
 
     waveform: float samples (S,) at the voice's sampling rate, or a list of them (converted as one
@@ -139,7 +181,8 @@ def voice_conversion(params, waveform: Union[np.ndarray, Sequence[np.ndarray]], 
     source_speaker, target_speaker: speaker ids (`Voice.convert` also takes names), or one per item.
     key: jax.random key for the posterior's noise (None: key(0)); one key, or one per item.
     noise_scale: the posterior sample's spread (0: its means, the deterministic conversion).
-    dtype: the decoder's compute dtype (None: float32).
+    dtype: the decoder's compute dtype (None: float32). window_frames: convert in exact windows of
+    this many output frames (None: whole up to WHOLE_FRAMES frames, else windows of WINDOW_FRAMES).
     Raises VoiceConversionError for a voice that cannot convert or an input it cannot take.
     """
     tree, config = tree_and_config(params)
@@ -172,8 +215,16 @@ def voice_conversion(params, waveform: Union[np.ndarray, Sequence[np.ndarray]], 
     padded = np.zeros((b, bucket * hop + hop - 1), np.float32)
     for i, x in enumerate(items):
         padded[i, :x.size] = x
-    out = np.asarray(_program(params, padded, lengths, keys,
-                              np.array(sources, np.int32), np.array(targets, np.int32),
-                              np.float32(noise_scale), dtype=dtype))
+    sources, targets = np.array(sources, np.int32), np.array(targets, np.int32)
+    if window_frames is None and bucket > WHOLE_FRAMES:
+        window_frames = WINDOW_FRAMES
+    if window_frames is not None:
+        if isinstance(window_frames, bool) or not isinstance(window_frames, (int, np.integer)) or window_frames < 1:
+            raise VoiceConversionError(f"window_frames must be a positive int, got {window_frames!r}")
+        out = _convert_windows(params, padded, lengths, keys, sources, targets, np.float32(noise_scale), dtype,
+                               int(window_frames))
+    else:
+        out = np.asarray(_program(params, padded, lengths, keys, sources, targets, np.float32(noise_scale),
+                                  dtype=dtype))
     results = [out[i, :frames[i] * hop].copy() for i in range(b)]
     return results[0] if single else results
