@@ -403,6 +403,7 @@ def test_sigterm_finishes_requests_in_flight(folder, voice, tmp_path):
             assert status == 200, body
             same_pcm(wav_data(body, voice.sampling_rate), speak(voice, TEXTS[i], seed=i).waveform)
         assert "stopped" in rest
+        assert sum(" POST /synthesize 200 voice=tiny " in line for line in rest.splitlines()) == 4, rest
     finally:
         if process.poll() is None:
             process.kill()
