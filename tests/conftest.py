@@ -44,21 +44,80 @@ TRAIN_TINY = small_config(vocab_size=38, upsample_rates=[8, 8], upsample_kernel_
                           spectrogram_bins=129, upsample_initial_channel=32)
 
 
+# The peak, before tanh, that hf_model gives its waveforms (measured on its own calibration
+# inputs; the tests' inputs land at about 0.2-0.5): inside tanh's linear range, where a gain error
+# in the decoder shows in the waveform at full size, and loud enough for a bound relative to it.
+OUTPUT_PEAK = 0.35
+
+
 def hf_model(seed: int = 0, **config_kwargs):
-    """A random-init transformers VitsModel in eval mode, reproducible from `seed`."""
+    """A random-init transformers VitsModel in eval mode, reproducible from `seed`, whose waveform
+    peaks near OUTPUT_PEAK with and without noise."""
     from transformers import VitsConfig as HFConfig, VitsModel as HFModel
 
     torch.manual_seed(seed)
     model = HFModel(HFConfig(**config_kwargs)).eval()
-    # transformers leaves log_scale/translate at zero; give them values so the test can see them.
     with torch.no_grad():
+        # transformers leaves log_scale/translate at zero; give them values so the test can see them.
         for name, p in model.named_parameters():
             if name.endswith(("translate", "log_scale")):
                 p.copy_(0.1 * torch.randn_like(p))
-        # Random init drives the decoder's last conv to |x| ~ 1e3, where tanh saturates and the
-        # waveform shows nothing; scale it so the output lives in tanh's responsive range.
-        model.decoder.conv_post.weight.mul_(1e-3)
+        # Random init gives prior log variances up to ~5 (noise with a std of e^5), so the noisy
+        # waveform is 3-5x louder than the noise-free one and no one output scale suits both;
+        # trained voices keep them near or below 0. A third of them keeps noise audible.
+        half = model.config.flow_size
+        model.text_encoder.project.weight[half:].mul_(0.3)
+        model.text_encoder.project.bias[half:].mul_(0.3)
+        # Random init drives the decoder's last conv to |x| ~ 10, where tanh saturates and the
+        # waveform shows nothing: scale it so the waveform peaks near OUTPUT_PEAK.
+        model.decoder.conv_post.weight.mul_(OUTPUT_PEAK / _pre_tanh_peak(model))
     return model
+
+
+class _Durations(Exception):
+    pass
+
+
+def _pre_tanh_peak(model, tokens=8, frames_per_token=6):
+    """The largest |decoder output before tanh| over two utterances at ~6 frames per token, one
+    without noise (speaker 0) and one with the config's noise (the last speaker). Torch's global
+    random state is left as it was."""
+    cfg = model.config
+    peaks = []
+    hook = model.decoder.conv_post.register_forward_hook(lambda m, i, o: peaks.append(float(o.abs().max())))
+    scales = model.noise_scale, model.noise_scale_duration
+    try:
+        with torch.random.fork_rng(), torch.no_grad():
+            torch.manual_seed(0)
+            for i, noise in enumerate((False, True)):
+                ids = torch.randint(0, cfg.vocab_size, (1, tokens))
+                speaker = (cfg.num_speakers - 1) * i if cfg.num_speakers > 1 else None
+                model.noise_scale = cfg.noise_scale if noise else 0.0
+                model.noise_scale_duration = cfg.noise_scale_duration if noise else 0.0
+                state = torch.random.get_rng_state()     # the same noise for the durations and the run
+                rate = _speaking_rate(model, ids, speaker, frames_per_token)
+                torch.random.set_rng_state(state)
+                model(ids, speaker_id=speaker, speaking_rate=rate)
+    finally:
+        hook.remove()
+        model.noise_scale, model.noise_scale_duration = scales
+    return max(peaks)
+
+
+def _speaking_rate(model, ids, speaker, frames_per_token):
+    """The rate giving ~frames_per_token (random-init durations run from 0.1 to 100 frames per
+    token): the duration predictor's output, read by a hook that stops the forward there."""
+    def stop(module, inputs, output):
+        raise _Durations(output)
+
+    hook = model.duration_predictor.register_forward_hook(stop)
+    try:
+        model(ids, speaker_id=speaker, speaking_rate=1.0)
+    except _Durations as d:
+        log_durations = d.args[0]
+    finally:
+        hook.remove()
+    return float(torch.ceil(torch.exp(log_durations)).mean()) / frames_per_token
 
 
 def state_dict_numpy(model):
@@ -81,6 +140,28 @@ def assert_close(ours, reference, tol=1e-5, what=""):
     assert err <= tol * scale, f"{what}: max abs error {err:.3g} > {tol:.0e} x {scale:.3g}"
     if os.environ.get("VITS_JAX_REPORT_ERRORS"):  # `-s` with this set lists every comparison
         print(f"\n[error] {what}: {err:.2e} (scale {scale:.3g})")
+    return err
+
+
+def assert_waveform_close(ours, reference, tol=2e-5, min_peak=0.1, max_peak=0.9, what=""):
+    """End-to-end waveform parity: max |ours - reference| <= tol * max |reference|.
+
+    The bound is relative to the reference's peak, and a reference quieter than `min_peak` is
+    refused: on a near-silent signal any small absolute bound is a large fraction of it and would
+    pass a wrong gain. One louder than `max_peak` is refused too: there tanh saturates and hides
+    errors made before it."""
+    ours, reference = np.asarray(ours), np.asarray(reference)
+    assert ours.shape == reference.shape, f"{what}: shape {ours.shape} != {reference.shape}"
+    assert np.all(np.isfinite(ours)), f"{what}: non-finite values"
+    assert np.all(np.isfinite(reference)), f"{what}: non-finite values in the reference"
+    peak = float(np.max(np.abs(reference))) if reference.size else 0.0
+    err = float(np.max(np.abs(ours.astype(np.float64) - reference))) if reference.size else 0.0
+    if os.environ.get("VITS_JAX_REPORT_ERRORS"):
+        print(f"\n[waveform] {what}: peak {peak:.3f}, max abs error {err:.2e} = {err / max(peak, 1e-30):.2e} x peak")
+    assert peak >= min_peak, (f"{what}: reference peak {peak:.3g} < {min_peak}: too quiet for a bound "
+                              f"relative to it to mean anything")
+    assert peak <= max_peak, f"{what}: reference peak {peak:.3g} > {max_peak}: tanh saturates there"
+    assert err <= tol * peak, f"{what}: max abs error {err:.3g} > {tol:.0e} x peak {peak:.3g}"
     return err
 
 

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 import torch
-from conftest import hf_model, realistic_rate, small_config, state_dict_numpy
+from conftest import assert_waveform_close, hf_model, realistic_rate, small_config, state_dict_numpy
 
 import vits_jax
 from convert import ConversionError, load_state_dict, to_flax
@@ -21,6 +21,7 @@ from vits_jax.nn.model import VitsModel
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT = 300     # seconds for each child Python: a hang fails its test instead of stalling the run
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def _compare(hf, params, ids):
                                prior_noise=np.zeros((1, frames, cfg.flow_size), np.float32), noise_scale=0.0,
                                noise_scale_duration=0.0, length_scale=1 / rate, num_frames=frames)
     assert int(out[1][0]) == frames
-    np.testing.assert_allclose(np.asarray(out[0]), ref.waveform.numpy(), atol=1e-4)
+    assert_waveform_close(np.asarray(out[0]), ref.waveform.numpy(), what="loaded params vs transformers")
 
 
 def test_saved_folder_has_weight_norm_parametrizations(hf_folder):
@@ -60,7 +61,7 @@ def test_convert_command_then_load(hf_folder, tmp_path):
     hf, folder = hf_folder
     dst = tmp_path / "converted"
     proc = subprocess.run([sys.executable, "-m", "convert", folder, str(dst)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     assert "parameters" in proc.stdout
     umask = os.umask(0)
@@ -86,7 +87,7 @@ def test_load_transformers_folder_without_torch(hf_folder, tmp_path):
             "vits_jax.convert_weights(sys.argv[1], sys.argv[2]); "
             "bad = [m for m in ('convert', 'torch') if m in sys.modules]; assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code, folder, str(tmp_path / "out")], cwd=ROOT,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) == vits_jax.load(folder).num_parameters()
     assert (tmp_path / "out" / "vocab.json").is_file()
@@ -170,7 +171,7 @@ def test_convert_command_reports_errors(tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "config.json").write_text(json.dumps({"model_type": "vits"}))
     proc = subprocess.run([sys.executable, "-m", "convert", str(tmp_path / "src"), str(tmp_path / "dst")],
-                          cwd=ROOT, capture_output=True, text=True)
+                          cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 1 and "error:" in proc.stderr and "model.safetensors" in proc.stderr
     assert not (tmp_path / "dst").exists()
 

@@ -1,5 +1,7 @@
 """End to end: transformers' VitsModel forward vs the Flax VitsModel, durations exactly,
-waveforms within 1e-4 (float32, highest precision; the waveform passes through ~40 conv layers)."""
+waveforms within 2e-5 x the reference's peak (float32, highest precision; the waveform passes through
+~40 conv layers and errs by ~1e-6 x peak; peaks 0.2-0.5, inside tanh's linear range: a 0.1% gain
+error fails)."""
 
 import functools
 
@@ -8,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import NoiseRecorder, assert_close, hf_model, realistic_rate, small_config, state_dict_numpy
+from conftest import NoiseRecorder, assert_waveform_close, hf_model, realistic_rate, small_config, state_dict_numpy
 
 from convert import fold_weight_norm, to_flax
 from vits_jax import VitsConfig, VitsModel
@@ -73,7 +75,7 @@ def compare(hf, params, cfg, ids, noise, monkeypatch, speaker_id=None, what=""):
     np.testing.assert_array_equal(lengths * cfg.hop_length, ref.sequence_lengths.numpy(), err_msg=what)
     assert durations.sum() > 2 * ids.shape[1], "durations unrealistically short: test is too weak"
     assert np.abs(ref.waveform.numpy()).mean() < 0.9, "saturated waveform: test is too weak"
-    assert_close(wav, ref.waveform.numpy(), tol=1e-4, what=what)
+    assert_waveform_close(wav, ref.waveform.numpy(), what=what)
     print(f"{what}: noise={noise} frames={int(lengths[0])} max abs error {np.abs(wav - ref.waveform.numpy()).max():.2e}")
     return float(np.abs(wav - ref.waveform.numpy()).max())
 
@@ -134,7 +136,7 @@ def test_padded_batch_equals_items_alone():
         s = int(ref.sequence_lengths[0])
         assert lengths[i] * cfg.hop_length == s
         np.testing.assert_array_equal(durations[i, n:], 0)
-        assert_close(wav[i, :s], ref.waveform[0].numpy(), tol=1e-4, what=f"item {i}")
+        assert_waveform_close(wav[i, :s], ref.waveform[0].numpy(), what=f"item {i}")
         assert np.all(wav[i, s:] == 0)
         leak = max(leak, float(np.abs(batched_hf.waveform[i, :s].numpy() - ref.waveform[0].numpy()).max()))
     # transformers' own padded batch differs from its per-item runs (padding leaks into the decoder).
