@@ -1,110 +1,115 @@
-"""Discriminators: shapes, jit, and parity with the original VITS PyTorch discriminator through
-the state-dict loader."""
+"""Discriminators: parity with the original VITS MultiPeriodDiscriminator (Piper's copy of the
+original training code, piper.train.vits.models) at full size through the state-dict loader, the
+loader's spellings and errors, files, shapes and init."""
+
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close
-from torch import nn
-from torch.nn import functional as F
+from conftest import state_dict_numpy
 from torch.nn.utils import weight_norm
 
 from vits_jax.training.discriminators import (DiscriminatorConfig, MultiPeriodDiscriminator,
                                               discriminator_shapes, from_torch_state_dict,
                                               init_discriminator, load_discriminator)
 
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from piper.train.vits import models as vits_models
+
 pytestmark = pytest.mark.filterwarnings("ignore:.*weight_norm.*:FutureWarning")
 
 SMALL = DiscriminatorConfig().scaled(16)
+FAST = dict(compiler_options={"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True})
 
 
-# The original VITS discriminator (models.py), with its widths taken from a DiscriminatorConfig.
-class TorchP(nn.Module):
-    def __init__(self, period, c):
-        super().__init__()
-        self.period = period
-        chans = (1,) + c.period_channels
-        k, s = c.period_kernel_size, c.period_stride
-        n = len(c.period_channels)
-        self.convs = nn.ModuleList([
-            weight_norm(nn.Conv2d(chans[i], chans[i + 1], (k, 1), (s if i < n - 1 else 1, 1),
-                                  padding=((k - 1) // 2, 0)))
-            for i in range(n)])
-        self.conv_post = weight_norm(nn.Conv2d(chans[-1], 1, (3, 1), 1, padding=(1, 0)))
+def original_discriminator(divisor: int = 1, seed: int = 0, num_discriminators: int = 6):
+    """The original MultiPeriodDiscriminator (scale + periods 2, 3, 5, 7, 11), random weights, with
+    weight_g != ||weight_v|| so a test sees g and v apart. `divisor` > 1 narrows it for quick
+    tests: every conv is rebuilt with its own kernel, stride, padding and groups read from the
+    original module and its widths (and groups) divided, the original forward code unchanged.
+    `num_discriminators` keeps the first n (the scale discriminator, then periods 2, 3, ...)."""
+    def narrow(conv):
+        width = lambda c: c if c == 1 else c // divisor
+        return weight_norm(type(conv)(width(conv.in_channels), width(conv.out_channels), conv.kernel_size,
+                                      conv.stride, padding=conv.padding, groups=max(1, conv.groups // divisor)))
 
-    def forward(self, x):
-        fmap = []
-        b, c, t = x.shape
-        if t % self.period != 0:
-            n_pad = self.period - (t % self.period)
-            x = F.pad(x, (0, n_pad), "reflect")
-            t = t + n_pad
-        x = x.view(b, c, t // self.period, self.period)
-        for layer in self.convs:
-            x = F.leaky_relu(layer(x), 0.1)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
-
-
-class TorchS(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        chans = (1,) + c.scale_channels
-        self.convs = nn.ModuleList([
-            weight_norm(nn.Conv1d(chans[i], chans[i + 1], k, s, groups=g, padding=(k - 1) // 2))
-            for i, (k, s, g) in enumerate(zip(c.scale_kernel_sizes, c.scale_strides, c.scale_groups))])
-        self.conv_post = weight_norm(nn.Conv1d(chans[-1], 1, 3, 1, padding=1))
-
-    def forward(self, x):
-        fmap = []
-        for layer in self.convs:
-            x = F.leaky_relu(layer(x), 0.1)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
-
-
-class TorchMPD(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.discriminators = nn.ModuleList([TorchS(c)] + [TorchP(p, c) for p in c.periods])
-
-
-def torch_model(c, seed=0):
     torch.manual_seed(seed)
-    model = TorchMPD(c)
-    with torch.no_grad():  # weight_g != ||v|| so the test sees g and v separately
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                  # torch's old weight_norm, as the original uses
+        model = vits_models.MultiPeriodDiscriminator()
+        model.discriminators = model.discriminators[:num_discriminators]
+        if divisor > 1:
+            for d in model.discriminators:
+                d.convs = torch.nn.ModuleList([narrow(c) for c in d.convs])
+                d.conv_post = narrow(d.conv_post)
+    with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("weight_g"):
                 p.mul_(1 + 0.5 * torch.rand_like(p))
     return model
 
 
-@pytest.mark.parametrize("samples", [1024, 1000])
-def test_matches_original_vits(samples):
-    model = torch_model(SMALL)
-    params = from_torch_state_dict(model.state_dict(), SMALL)
-    y = np.random.default_rng(0).normal(scale=0.3, size=(2, samples)).astype(np.float32)
-    logits, fmaps = jax.jit(MultiPeriodDiscriminator(SMALL).apply)({"params": params}, y)
-    assert len(logits) == len(fmaps) == 1 + len(SMALL.periods)
+def channels_last(fmap: torch.Tensor) -> np.ndarray:
+    """torch feature map (B, C, S) or (B, C, H, P) -> (B, S, C) or (B, H, P, C)."""
+    x = fmap.detach().numpy()
+    return x.transpose(0, 2, 1) if x.ndim == 3 else x.transpose(0, 2, 3, 1)
+
+
+def assert_relative(ours, reference, tol, what):
+    """max |ours - reference| <= tol * max |reference| (the reference's own scale)."""
+    ours, reference = np.asarray(ours), np.asarray(reference)
+    assert ours.shape == reference.shape, f"{what}: shape {ours.shape} != {reference.shape}"
+    scale = float(np.max(np.abs(reference)))
+    err = float(np.max(np.abs(ours - reference)))
+    assert scale > 0 and err <= tol * scale, f"{what}: max abs error {err:.3g} > {tol:.0e} x {scale:.3g}"
+
+
+def test_full_size_matches_the_original():
+    # The original at its own widths (46.7M parameters), its state dict through the mapper. 997
+    # samples: no period divides it (every period discriminator reflect-pads) and the scale
+    # discriminator's strides meet an odd length.
+    model = original_discriminator().eval()
+    params = from_torch_state_dict(state_dict_numpy(model))
+    rng = np.random.default_rng(0)
+    y, y_hat = (0.3 * rng.normal(size=(2, 1, 997))).astype(np.float32)
+    with torch.no_grad():
+        real_logits, generated_logits, real_fmaps, generated_fmaps = model(torch.from_numpy(y[:, None]),
+                                                                          torch.from_numpy(y_hat[:, None]))
+    logits, fmaps = jax.jit(MultiPeriodDiscriminator().apply, **FAST)({"params": params}, np.concatenate([y, y_hat]))
+    assert len(logits) == len(fmaps) == 6
+    for i in range(6):
+        for half, ref_logits, ref_fmaps in ((slice(0, 1), real_logits, real_fmaps),
+                                            (slice(1, 2), generated_logits, generated_fmaps)):
+            # float32 through up to 7 convs of up to 5k terms: ~1e-6 of each output's own scale
+            ref = ref_logits[i].numpy()
+            assert np.max(np.abs(ref)) > 1e-3, "logits too small for a relative bound"
+            assert_relative(logits[i][half], ref, 1e-5, f"logits of discriminator {i}")
+            assert len(fmaps[i]) == len(ref_fmaps[i])
+            for j, (ours, ref) in enumerate(zip(fmaps[i], ref_fmaps[i])):
+                assert_relative(ours[half], channels_last(ref), 1e-5, f"feature map {j} of discriminator {i}")
+
+
+def test_narrowed_original_matches_the_scaled_config():
+    # The quick tests' torch model is the original narrowed 16x: its state dict fills exactly the
+    # tree of DiscriminatorConfig().scaled(16) (the mapper is strict), and the two agree.
+    model = original_discriminator(16).eval()
+    params = from_torch_state_dict(state_dict_numpy(model), SMALL)
+    y = np.random.default_rng(1).normal(scale=0.3, size=(2, 1024)).astype(np.float32)
+    logits, fmaps = jax.jit(MultiPeriodDiscriminator(SMALL).apply, **FAST)({"params": params}, y)
     with torch.no_grad():
         for i, d in enumerate(model.discriminators):
             ref_logits, ref_fmaps = d(torch.from_numpy(y)[:, None])
-            assert_close(logits[i], ref_logits.numpy(), tol=1e-5, what=f"logits {i}")
-            assert len(fmaps[i]) == len(ref_fmaps)
+            assert_relative(logits[i], ref_logits.numpy(), 1e-5, f"logits {i}")
             for ours, ref in zip(fmaps[i], ref_fmaps):
-                ref = ref.numpy()
-                ref = ref.transpose(0, 2, 1) if ref.ndim == 3 else ref.transpose(0, 2, 3, 1)
-                assert_close(ours, ref, tol=1e-5, what=f"feature map of {i}")
+                assert_relative(ours, channels_last(ref), 1e-5, f"feature map of {i}")
 
 
 def test_loader_accepts_parametrizations_and_reports_mismatches():
-    sd = {k: v for k, v in torch_model(SMALL).state_dict().items()}
+    sd = {k: v for k, v in original_discriminator(16).state_dict().items()}
     renamed = {("module." + k).replace("weight_g", "parametrizations.weight.original0")
                .replace("weight_v", "parametrizations.weight.original1"): v for k, v in sd.items()}
     a = from_torch_state_dict(sd, SMALL)
@@ -124,7 +129,7 @@ def test_loader_accepts_parametrizations_and_reports_mismatches():
 def test_load_discriminator_files(tmp_path):
     from safetensors.torch import save_file
 
-    sd = torch_model(SMALL).state_dict()
+    sd = original_discriminator(16).state_dict()
     expected = from_torch_state_dict(sd, SMALL)
     files = {"D_100.pth": {"model": sd, "iteration": 100, "learning_rate": 2e-4},   # VITS' checkpoint
              "state.bin": sd,
@@ -184,5 +189,5 @@ def test_init_matches_the_module_tree_and_initialisers():
     # Different keys, different draws; the module applies to the tree.
     other = init_discriminator(SMALL, jax.random.key(1))
     assert not np.array_equal(other["discriminators_0"]["convs_0"]["weight_v"], conv["weight_v"])
-    logits, _ = MultiPeriodDiscriminator(SMALL).apply({"params": params}, jnp.zeros((1, 300)))
+    logits, _ = jax.jit(MultiPeriodDiscriminator(SMALL).apply, **FAST)({"params": params}, jnp.zeros((1, 300)))
     assert all(np.all(np.isfinite(x)) for x in logits)

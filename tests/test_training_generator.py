@@ -1,15 +1,20 @@
-"""The generator's training pass: alignment validity, prior expansion, where gradients flow."""
+"""The generator's training pass: alignment validity (against the original's alignment search),
+prior expansion, where gradients flow. test_training_reference compares the whole pass, its losses
+and gradients with the original training code."""
+
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 from conftest import small_config
+from test_training_reference import maximum_path_each
 
 from vits_jax import VitsConfig, VitsModel, init_params
 from vits_jax.nn import alignment as alignment_lib
 from vits_jax.training.generator import generator_forward
-from vits_jax.training.mas import gaussian_log_likelihood, maximum_path
 
 # Compile at low XLA optimisation: these programs run a handful of times, and on CPU compiling
 # them at the default level takes most of this file's time.
@@ -65,12 +70,22 @@ def test_outputs_and_alignment(setup):
     assert np.all(np.asarray(aux.durations)[tm[..., 0] > 0] >= 1)
     assert np.all((0 <= aux.starts) & (aux.starts <= np.maximum(FRAME_LENGTHS - SEG, 0)))
 
-    # The alignment is the maximum path of the flowed posterior under the token priors, and the
-    # priors expanded through it equal the duration-based expansion used at inference.
-    _, m_tok, logs_tok = VitsModel(cfg).apply({"params": params}, ids, tm, method=VitsModel.encode_text)
-    ll = gaussian_log_likelihood(out.z_p, m_tok, logs_tok)
-    np.testing.assert_array_equal(np.asarray(maximum_path(ll, tm, fm)), a)
-    expanded = alignment_lib.expand(m_tok, aux.durations, F)
+    # The alignment is the original's: its negative cross-entropy of the flowed posterior under the
+    # token priors (SynthesizerTrn.forward, torch, channels-first) through the original
+    # maximum_path (core.pyx, ported in test_training_reference). The priors expanded through it
+    # equal the duration-based expansion used at inference.
+    encode = jax.jit(lambda p: VitsModel(cfg).apply({"params": p}, ids, tm, method=VitsModel.encode_text), **FAST)
+    _, m_tok, logs_tok = encode(params)
+    z_p, m_p, logs_p = (torch.from_numpy(np.array(x).transpose(0, 2, 1)) for x in (out.z_p, m_tok, logs_tok))
+    s_p_sq_r = torch.exp(-2 * logs_p)                                          # (B, Z, T)
+    neg_cent = (torch.sum(-0.5 * math.log(2 * math.pi) - logs_p, [1], keepdim=True)
+                + torch.matmul(-0.5 * (z_p ** 2).transpose(1, 2), s_p_sq_r)
+                + torch.matmul(z_p.transpose(1, 2), m_p * s_p_sq_r)
+                + torch.sum(-0.5 * (m_p ** 2) * s_p_sq_r, [1], keepdim=True))  # (B, F, T)
+    reference = [maximum_path_each(neg_cent[i].numpy().copy(), FRAME_LENGTHS[i], TEXT_LENGTHS[i]).T
+                 for i in range(B)]
+    np.testing.assert_array_equal(a, np.stack(reference))
+    expanded = jax.jit(alignment_lib.expand, static_argnums=2, **FAST)(m_tok, aux.durations, F)
     np.testing.assert_allclose(np.asarray(out.m_p), np.asarray(expanded), atol=1e-6)
 
     # The key drives the noise and the segments; the same key reproduces the pass.
