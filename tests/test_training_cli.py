@@ -120,14 +120,15 @@ def test_train_errors(setup, capsys, tmp_path):
 def test_train_starts_from_given_discriminator_weights(setup, capsys, tmp_path):
     import jax
     import torch
-    from test_training_discriminators import torch_model
+    from test_training_discriminators import original_discriminator
 
     from vits_jax.training import DiscriminatorConfig, TrainConfig, TrainState, load_discriminator
     from vits_jax.training.checkpoints import TrainCheckpoints
 
     root, model = setup
     weights = tmp_path / "D_0.pth"
-    torch.save({"model": torch_model(DiscriminatorConfig().scaled(16)).state_dict(), "iteration": 0}, weights)
+    # VITS' own discriminator narrowed 16x (the widths of DiscriminatorConfig().scaled(16)), as D_*.pth holds it
+    torch.save({"model": original_discriminator(16).state_dict(), "iteration": 0}, weights)
     out = tmp_path / "run"
     argv = ["train", "--model", model, "--data", str(root / "train.csv"), "--out", str(out), "--steps", "1",
             "--lr", "1e-12", "--discriminator", str(weights), *FAST]
