@@ -44,6 +44,7 @@ import optax
 import pytest
 import torch
 from conftest import NoiseRecorder, state_dict_numpy
+from test_training_mas import reference_path_each as maximum_path_each  # the original's MAS, in numpy
 from test_training_discriminators import original_discriminator
 
 import vits_jax
@@ -85,32 +86,6 @@ B1 = 0.8                                  # TrainConfig's AdamW b1, as VITS'
 
 
 # --- the original's alignment search --------------------------------------------------------------
-
-def maximum_path_each(value, t_y, t_x, max_neg_val=np.float32(-1e9)):
-    """VITS monotonic_align/core.pyx maximum_path_each: value (t_y frames, t_x tokens) float32,
-    accumulated in place in float32 as the Cython code does; returns the path (int32)."""
-    path = np.zeros(value.shape, np.int32)
-    index = t_x - 1
-    for y in range(t_y):
-        for x in range(max(0, t_x + y - t_y), min(t_x, y + 1)):
-            if x == y:
-                v_cur = max_neg_val
-            else:
-                v_cur = value[y - 1, x]
-            if x == 0:
-                if y == 0:
-                    v_prev = np.float32(0.0)
-                else:
-                    v_prev = max_neg_val
-            else:
-                v_prev = value[y - 1, x - 1]
-            value[y, x] = np.float32(value[y, x] + max(v_prev, v_cur))
-    for y in range(t_y - 1, -1, -1):
-        path[y, index] = 1
-        if index != 0 and (index == y or value[y - 1, index] < value[y - 1, index - 1]):
-            index = index - 1
-    return path
-
 
 def maximum_path(neg_cent, mask):
     """monotonic_align.maximum_path: neg_cent (B, F, T), mask (B, F, T) -> path (B, F, T)."""

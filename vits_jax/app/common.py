@@ -29,7 +29,7 @@ from ..voice.hub import ModelNotFoundError
 
 __all__ = ["CliError", "USER_ERRORS", "run_command", "setup_compilation_cache", "default_cache_dir",
            "Parser", "INTERRUPT", "Interrupt", "check_output", "check_audio_extension", "finite", "read_text", "decode_stdin",
-           "Warnings", "add_cache_options", "VOICE_HELP", "CONFIG_HELP"]
+           "Warnings", "add_cache_options", "write_output", "VOICE_HELP", "CONFIG_HELP"]
 
 
 class CliError(Exception):
@@ -141,6 +141,21 @@ def check_output(path: str, option: str = "-o", example: str = "FILE.wav") -> No
         raise CliError(f"cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
     os.unlink(probe)
+
+
+def write_output(path: str, waveform, sampling_rate: int, write) -> None:
+    """A command's audio output at its commit point (`INTERRUPT.commit`): `-` -> WAV on standard
+    output; else `write(path, waveform, rate, before_replace=...)` (an atomic writer of synth/audio.py),
+    so a Ctrl-C before the rename leaves an existing file as it was."""
+    from ..synth import audio
+
+    if path == "-":
+        data = audio.wav_bytes(waveform, sampling_rate)
+        INTERRUPT.commit()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write(path, waveform, sampling_rate, before_replace=INTERRUPT.commit)
 
 
 def check_audio_extension(path: str, option: str = "-o") -> None:

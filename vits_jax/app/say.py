@@ -98,13 +98,7 @@ def cmd_say(args) -> int:
               "frame limit and were cut short", file=sys.stderr)
     with report():   # the words are tokenized again: their warnings were shown already
         extra = _timing_files(args, said, voice.tokenizer)
-    if args.output == "-":
-        data = audio.wav_bytes(said.waveform, said.sampling_rate)
-        common.INTERRUPT.commit()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        audio.write_audio(args.output, said.waveform, said.sampling_rate, before_replace=common.INTERRUPT.commit)
+    common.write_output(args.output, said.waveform, said.sampling_rate, audio.write_audio)
     for where, data in extra:    # after the commit point: the audio is written, so are these
         audio.write_atomic(where, data)
     where = "standard output" if args.output == "-" else args.output

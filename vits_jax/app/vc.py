@@ -45,13 +45,7 @@ def cmd_vc(args) -> int:
         raise CliError(f"cannot read {args.input} as audio: {e}") from None
     out = voice.convert(waveform, source_speaker=source, target_speaker=target, sampling_rate=rate,
                         seed=args.seed, noise_scale=args.noise_scale)
-    if args.output == "-":
-        data = audio.wav_bytes(out, voice.sampling_rate)
-        common.INTERRUPT.commit()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        audio.write_wav(args.output, out, voice.sampling_rate, before_replace=common.INTERRUPT.commit)
+    common.write_output(args.output, out, voice.sampling_rate, audio.write_wav)
     where = "standard output" if args.output == "-" else args.output
     resampled = f" (input resampled from {rate} Hz)" if rate != voice.sampling_rate else ""
     print(f"wrote {where}: {out.size / voice.sampling_rate:.2f} s at {voice.sampling_rate} Hz{resampled}, "
