@@ -97,8 +97,9 @@ def resolve(model: str) -> str:
                                  "holding a Piper .onnx voice or a training checkpoint)")
     if os.path.exists(model):
         return model
-    if model in EMBEDDED and embedded_voice(model) is not None:
-        return embedded_voice(model)
+    embedded = embedded_voice(model) if model in EMBEDDED else None
+    if embedded is not None:
+        return embedded
     how = ("pass a local model folder instead (a transformers VITS folder, a Piper .onnx voice, an "
            "original VITS checkpoint, or a folder made by `vits-jax convert`), e.g. vits_jax.load(FOLDER)")
     if _PIPER_VOICE.fullmatch(model):
