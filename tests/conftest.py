@@ -1,6 +1,8 @@
 """Shared test setup: float32 at highest matmul precision on both sides, small configs."""
 
+import json
 import os
+import shutil
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
@@ -10,6 +12,7 @@ jax.config.update("jax_default_matmul_precision", "highest")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from jax.experimental.compilation_cache import compilation_cache  # noqa: E402
 
 try:
     import torch
@@ -118,6 +121,51 @@ def _speaking_rate(model, ids, speaker, frames_per_token):
     finally:
         hook.remove()
     return float(torch.ceil(torch.exp(log_durations)).mean()) / frames_per_token
+
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+# MMS-eng's tokenizer (38 symbols): what every random model folder of the tests reads its text with.
+MMS_ENG = os.path.join(FIXTURES, "mms-tts-eng")
+TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def save_model_folder(model, folder) -> str:
+    """Saves a transformers model (save_pretrained: safetensors + config.json) with MMS-eng's
+    tokenizer files beside it: a folder every loader reads. Returns the folder as a string."""
+    model.save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        shutil.copy(os.path.join(MMS_ENG, name), folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def model_folder(tmp_path_factory):
+    """model_folder(seed, **config) -> the folder of a random transformers model (hf_model(seed,
+    **config), vocab_size 38 for the tokenizer) with MMS-eng's tokenizer files, built once per
+    session for each (seed, config): the test files share the models and the programs compiled
+    for them. Read-only: copy it before spoiling it."""
+    made = {}
+
+    def make(seed: int, **config) -> str:
+        assert config.get("vocab_size") == 38, "the folders carry MMS-eng's 38-symbol tokenizer"
+        key = (seed, json.dumps(config, sort_keys=True))
+        if key not in made:
+            made[key] = save_model_folder(hf_model(seed, **config), tmp_path_factory.mktemp(f"model-{seed}"))
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def eng_single(model_folder):
+    """A single-speaker random model folder (seed 3) with MMS-eng's tokenizer."""
+    return model_folder(3, **small_config(vocab_size=38))
+
+
+@pytest.fixture(scope="session")
+def eng_multi(model_folder):
+    """A 3-speaker random model folder (seed 4) with MMS-eng's tokenizer."""
+    return model_folder(4, **small_config(vocab_size=38, num_speakers=3, speaker_embedding_size=4))
 
 
 def state_dict_numpy(model):
@@ -233,6 +281,23 @@ def speech_clip(path, text: str, seed: int = 0):
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
         w.writeframes(np.round(x * 32767).astype("<i2").tobytes())
+
+
+_CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+                  "jax_persistent_cache_min_entry_size_bytes")
+
+
+@pytest.fixture(autouse=True)
+def _no_persistent_compilation_cache():
+    """A command run in this process (`cli.main(["say", ...])`) turns JAX's persistent
+    compilation cache on for the whole process. Each test gets the settings it started with back,
+    so no later test writes every program it compiles to disk (slow, and it broke one run)."""
+    before = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
+    yield
+    if any(getattr(jax.config, name) != value for name, value in before.items()):
+        for name, value in before.items():
+            jax.config.update(name, value)
+        compilation_cache.reset_cache()
 
 
 @pytest.fixture(scope="session", autouse=True)

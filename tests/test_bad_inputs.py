@@ -13,7 +13,6 @@ in-process (`cli.main`) except where a real process is the point (signals, exit 
 import io
 import json
 import os
-import pickle
 import shutil
 import signal
 import subprocess
@@ -24,10 +23,8 @@ import jax
 import numpy as np
 import pytest
 from cli_stages import Staged
-from conftest import hf_model, small_config
 
 from vits_jax.app import main as cli
-from vits_jax.app import common
 from vits_jax import core, load, save
 from vits_jax.synth import speech
 from vits_jax.synth import voice as voicemod
@@ -35,28 +32,16 @@ from vits_jax.voice.checkpoint import DestinationError, convert_weights
 from vits_jax.synth.synthesis import MAX_TOKENS, predict_durations, synthesize
 from vits_jax.tokenizer import Tokenizer, UnknownCharactersError
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
 KEEP = b"keep me"
 
 
-def _save(model, folder):
-    model.save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(os.path.join(FIXTURES, name), folder)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, eng_single, eng_multi):
     """{"single", "multi" (3 speakers), "converted"}: folders of tiny random models with the
     MMS-eng tokenizer (38 symbols); "params" / "multi_params" loaded, "tok" its tokenizer."""
-    root = tmp_path_factory.mktemp("models")
-    single = _save(hf_model(3, **small_config(vocab_size=38)), root / "single")
-    multi = _save(hf_model(4, **small_config(vocab_size=38, num_speakers=3, speaker_embedding_size=4)),
-                  root / "multi")
-    converted = str(root / "converted")
+    single, multi = eng_single, eng_multi
+    converted = str(tmp_path_factory.mktemp("models") / "converted")
     convert_weights(single, converted)
     return {"single": single, "multi": multi, "converted": converted, "params": load(single),
             "multi_params": load(multi), "tok": Tokenizer.load(single)}

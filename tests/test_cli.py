@@ -19,7 +19,6 @@ import wave
 import numpy as np
 import pytest
 from cli_stages import Staged
-from conftest import hf_model, small_config
 
 from vits_jax.synth import audio, speech
 from vits_jax.synth import voice as voicemod
@@ -31,25 +30,14 @@ from vits_jax.tokenizer import Tokenizer
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
 # Three sentences of 39 to 47 token ids: one token bucket, so few programs to compile.
 THREE = "The brown fox jumps. Over the lazy dog, twice! And then what happened?"
 
 
-def _save(model, folder):
-    model.save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(os.path.join(FIXTURES, name), folder)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(eng_single, eng_multi):
     """{"single": folder, "multi": folder (3 speakers)}: transformers folders with tokenizer files."""
-    root = tmp_path_factory.mktemp("models")
-    single = hf_model(3, **small_config(vocab_size=38))
-    multi = hf_model(4, **small_config(vocab_size=38, num_speakers=3, speaker_embedding_size=4))
-    return {"single": _save(single, root / "single"), "multi": _save(multi, root / "multi")}
+    return {"single": eng_single, "multi": eng_multi}
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import wave
 
 import numpy as np
 import pytest
-from conftest import hf_model, small_config
 
 from vits_jax.synth import audio, speech
 from vits_jax.voice.sources import tokenizer_location
@@ -27,21 +26,15 @@ from vits_jax.app import main as cli
 from vits_jax.voice import default as voices
 from vits_jax.tokenizer import PiperTokenizer, Tokenizer
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
 # THREE of test_cli.py, line by line: the speak programs compiled there (same model, seed 0) serve here
 LINES = ["The brown fox jumps.", "Over the lazy dog, twice!", "And then what happened?"]
 
 
 @pytest.fixture(scope="module")
-def mms(tmp_path_factory):
+def mms(eng_single):
     """A single-speaker transformers folder with MMS-eng's 38-symbol tokenizer."""
-    folder = tmp_path_factory.mktemp("mms")
-    hf_model(3, **small_config(vocab_size=38)).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(os.path.join(FIXTURES, name), folder)
-    return str(folder)
+    return eng_single
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 import torch
-from conftest import assert_waveform_close, hf_model, realistic_rate, small_config, state_dict_numpy
+from conftest import assert_waveform_close, hf_model, realistic_rate, save_model_folder, small_config, state_dict_numpy
 
 import vits_jax
 from convert import ConversionError, load_state_dict, to_flax
@@ -19,7 +19,6 @@ from vits_jax import VitsConfig, VitsParams
 from vits_jax.voice.checkpoint import is_converted
 from vits_jax.nn.model import VitsModel
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 300     # seconds for each child Python: a hang fails its test instead of stalling the run
 
@@ -28,11 +27,7 @@ TIMEOUT = 300     # seconds for each child Python: a hang fails its test instead
 def hf_folder(tmp_path_factory):
     """A random transformers model saved with save_pretrained (safetensors), tokenizer files beside."""
     hf = hf_model(11, **small_config(vocab_size=38, num_speakers=2, speaker_embedding_size=4))
-    folder = tmp_path_factory.mktemp("hf")
-    hf.save_pretrained(folder)
-    for name in ("vocab.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(os.path.join(FIXTURES, name), folder)
-    return hf, str(folder)
+    return hf, save_model_folder(hf, tmp_path_factory.mktemp("hf"))
 
 
 def _compare(hf, params, ids):

@@ -8,7 +8,6 @@ that share a persistent compilation cache; the accelerator script runs beside th
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,6 @@ import time
 
 import numpy as np
 import pytest
-from conftest import hf_model, small_config
 
 from vits_jax import Tokenizer, load
 from vits_jax.synth import audio
@@ -25,7 +23,6 @@ from vits_jax.app import batch as corpus_cli
 from vits_jax.synth.corpus_manifest import ManifestError, check_id, check_rows, read_manifest
 from vits_jax.synth.synthesis import frame_bucket, synthesize
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = ["hi", "go on", "yes", "no way", "a cat", "the sun", "we ran", "big dog", "oh", "so far"]
 # Fast speech and little duration noise: every unit fits the smallest frame bucket (random-init durations)
@@ -34,12 +31,9 @@ STEADY = dict(rate_range=FAST, noise_duration_range=(0.0, 0.2))
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    hf_model(4, **small_config(vocab_size=38, num_speakers=3, speaker_embedding_size=4)).save_pretrained(folder)
-    for name in ("vocab.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(os.path.join(FIXTURES, name), folder)
-    return str(folder), load(str(folder)), Tokenizer.load(str(folder))
+def model(eng_multi):
+    folder = eng_multi
+    return folder, load(folder), Tokenizer.load(folder)
 
 
 def _tree(folder):

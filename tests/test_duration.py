@@ -1,5 +1,7 @@
 """Duration predictors and their parts against transformers, both flow directions."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -73,20 +75,44 @@ def test_stochastic_reverse_with_noise(sdp):
     assert_close(np.asarray(ours) * mask, nwc(ref) * mask, what="log durations")
 
 
+class _FlippedAffine(torch.nn.Module):
+    """Flow 0 (the elementwise affine) followed by a channel flip. transformers' training loop
+    flips after every flow; the original VITS code flips only after each conv flow. Flipping once
+    more after flow 0 cancels transformers' extra flip, giving the original order with the same
+    modules and weights."""
+
+    def __init__(self, affine):
+        super().__init__()
+        self.affine = affine
+
+    def forward(self, latents, padding_mask, global_conditioning=None, reverse=False):
+        latents, log_det = self.affine(latents, padding_mask, reverse=reverse)
+        return torch.flip(latents, [1]), log_det
+
+
 def test_stochastic_forward_likelihood(sdp):
+    """The training bound in the original VITS flow order (see _FlippedAffine), which is the
+    order the inference direction inverts."""
     hf, cfg, params, rng, mask, x = sdp
     noise = rng.normal(size=(2, 9, 2)).astype(np.float32)
     durations = (rng.integers(1, 9, size=(2, 9, 1)) * mask).astype(np.float32)
+    predictor = copy.deepcopy(hf.duration_predictor)
+    predictor.flows[0] = _FlippedAffine(predictor.flows[0])
+    predictor.post_flows[0] = _FlippedAffine(predictor.post_flows[0])
     real_randn = torch.randn
     torch.randn = lambda *a, **k: ncw(noise)
     try:
         with torch.no_grad():
-            ref = hf.duration_predictor(ncw(x), ncw(mask), None, durations=ncw(durations), reverse=False)
+            ref = predictor(ncw(x), ncw(mask), None, durations=ncw(durations), reverse=False)
+            transformers_order = hf.duration_predictor(ncw(x), ncw(mask), None, durations=ncw(durations),
+                                                       reverse=False)
     finally:
         torch.randn = real_randn
     ours = VitsStochasticDurationPredictor(cfg).apply({"params": params}, x, mask, None, noise=noise,
                                                       durations=durations, reverse=False)
     assert_close(ours, ref.numpy(), what="duration nll")
+    # The two orders give different bounds, so the comparison above can tell them apart.
+    assert np.max(np.abs(ref.numpy() - transformers_order.numpy())) > 1e-3 * np.max(np.abs(ref.numpy()))
 
 
 def test_deterministic_predictor():

@@ -14,13 +14,12 @@ import csv
 import json
 import os
 import re
-import shutil
 import sys
 
 import nbformat
 import numpy as np
 import pytest
-from conftest import TRAIN_TINY, hf_model, small_config, speech_clip
+from conftest import TRAIN_TINY, hf_model, save_model_folder, small_config, speech_clip
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -29,8 +28,6 @@ import vits_jax
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = {name: os.path.join(ROOT, "notebooks", f"{name}.ipynb")
              for name in ("quickstart", "parity", "finetune")}
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
-TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
 KERNEL = "vits-jax-tests"
 # XLA:CPU without its expensive LLVM passes compiles about twice as fast; these models are tiny.
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
@@ -54,13 +51,9 @@ def jupyter_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(model_folder):
     """A transformers folder (2 speakers) with the MMS-eng tokenizer files beside it."""
-    folder = tmp_path_factory.mktemp("model")
-    hf_model(5, **TINY).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(os.path.join(FIXTURES, name), folder)
-    return str(folder)
+    return model_folder(5, **TINY)
 
 
 def _run(name, tmp_path, jupyter_path, monkeypatch, parameters="", devices=1):
@@ -109,8 +102,11 @@ def test_committed_without_outputs(name):
 def test_quickstart_runs_on_a_local_model_over_two_devices(model_dir, tmp_path, jupyter_path, monkeypatch):
     nb = _run("quickstart", tmp_path, jupyter_path, monkeypatch, f"MODEL = {model_dir!r}", devices=2)
     text, mimes = _outputs(nb)
-    assert "image/png" in mimes and text.count("<audio") == 1 + 3 + 5 + 2  # every Audio shown
+    # every Audio shown: sentence, batch, variants, speakers, SSML, voice conversion
+    assert "image/png" in mimes and text.count("<audio") == 1 + 3 + 5 + 2 + 1 + 1
     assert "2 speaker(s)" in text and "speaker 1:" in text
+    assert re.search(r"SSML: \d+\.\d\d s in 2 pieces", text), text
+    assert re.search(r"converted speaker 0 -> 1: \d+\.\d\d s", text), text
     assert "real-time factor" in text
     assert "8 items:" in text and "on 2 (" in text
     difference = re.search(r"largest difference between the two: (\S+)", text)
@@ -152,9 +148,7 @@ def finetune_setup(tmp_path_factory):
     """(a tiny single-speaker transformers folder, a folder of NAME.wav + NAME.txt clips)."""
     root = tmp_path_factory.mktemp("finetune")
     model = root / "tiny"
-    hf_model(5, **TRAIN_TINY).save_pretrained(model)
-    for name in TOKENIZER_FILES:
-        shutil.copy(os.path.join(FIXTURES, name), model)
+    save_model_folder(hf_model(5, **TRAIN_TINY), model)
     clips = root / "clips"
     clips.mkdir()
     for i, text in enumerate(CLIP_TEXTS):

@@ -5,17 +5,14 @@ to clone first and how to get torch's CPU build."""
 
 import os
 import re
-import shutil
 
 import pytest
-from conftest import hf_model, small_config
+from conftest import small_config
 
 from vits_jax.app import main as cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
-TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
 HUB_ID = "facebook/mms-tts-eng"
 # Smaller than conftest's SMALL (one layer or flow per block, one upsampling stage): the blocks
 # compile several programs (buckets, max_frames, bfloat16), so compile time is what counts here.
@@ -34,13 +31,9 @@ def _python_blocks() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def voice(tmp_path_factory):
+def voice(model_folder):
     """The stand-in for the hub id: a single-speaker transformers folder with MMS-eng's tokenizer."""
-    folder = tmp_path_factory.mktemp("mms-tts-eng")
-    hf_model(7, **TINY).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(os.path.join(FIXTURES, name), folder)
-    return str(folder)
+    return model_folder(7, **TINY)
 
 
 def test_readme_has_python_blocks():

@@ -9,7 +9,6 @@ comparison is against `Voice.speak` of the same text and seed.
 import concurrent.futures
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +20,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import hf_model, small_config
+from conftest import small_config
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -29,8 +28,6 @@ pytest.importorskip("uvicorn")
 from vits_jax.synth.engine import Engine, QueueFull  # noqa: E402
 from vits_jax.synth.voice import Voice  # noqa: E402
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
-TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
 TINY = small_config(vocab_size=38, num_hidden_layers=1, prior_encoder_num_flows=1,
                     duration_predictor_num_flows=1, resblock_kernel_sizes=[3],
                     resblock_dilation_sizes=[[1]], upsample_rates=[8], upsample_kernel_sizes=[16])
@@ -42,12 +39,8 @@ TIMEOUT = 120            # seconds for any one client call or wait: a hang fails
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-eng")
-    hf_model(5, **TINY).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(os.path.join(FIXTURES, name), folder)
-    return str(folder)
+def folder(model_folder):
+    return model_folder(5, **TINY)
 
 
 @pytest.fixture(scope="module")

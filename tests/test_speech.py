@@ -6,13 +6,11 @@ The model is a small random transformers model with the real MMS-eng tokenizer f
 
 import io
 import os
-import shutil
 import sys
 
 import jax
 import numpy as np
 import pytest
-from conftest import hf_model, small_config
 
 import vits_jax
 from vits_jax.synth import audio, speech
@@ -22,19 +20,14 @@ from vits_jax.synth.synthesis import synthesize
 from vits_jax.tokenizer import Tokenizer
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
-TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
 # Three sentences of 39 to 47 token ids: one token bucket, so few programs to compile.
 THREE = "The brown fox jumps. Over the lazy dog, twice! And then what happened?"
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
+def model(eng_single):
     """(params, tokenizer) of a single-speaker transformers folder with tokenizer files."""
-    folder = tmp_path_factory.mktemp("model")
-    hf_model(3, **small_config(vocab_size=38)).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(os.path.join(FIXTURES, name), folder)
-    return voicemod.load_model(str(folder))
+    return voicemod.load_model(eng_single)
 
 
 class PiperLike:

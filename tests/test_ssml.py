@@ -3,20 +3,17 @@ speaking it (vits_jax/synth/ssml.py): breaks are silence of their length where t
 change durations, timings stay on the audio, `say --ssml`."""
 
 import os
-import shutil
 import wave
 
 import numpy as np
 import pytest
-from conftest import hf_model, small_config
+from conftest import small_config
 
 import vits_jax
 from vits_jax.app import main as cli
 from vits_jax.synth import timings
 from vits_jax.tokenizer.ssml import BREAK_STRENGTHS, PARAGRAPH_BREAK, Break, Run, SsmlError, parse_ssml
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
-TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 # ------------------------------------------------------------------ the parser
@@ -91,12 +88,9 @@ def test_phonemes_need_a_phoneme_voice():
 
 # ------------------------------------------------------------------ speaking it
 @pytest.fixture(scope="module")
-def voice(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ssml-voice")
-    hf_model(6, **small_config(vocab_size=38, num_speakers=2, speaker_embedding_size=4)).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(os.path.join(FIXTURES, name), folder)
-    return vits_jax.Voice.load(str(folder))
+def voice(model_folder):
+    return vits_jax.Voice.load(model_folder(6, **small_config(vocab_size=38, num_speakers=2,
+                                                              speaker_embedding_size=4)))
 
 
 def test_breaks_are_silence_where_they_stand(voice):

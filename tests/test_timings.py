@@ -3,29 +3,21 @@
 test_cli_voices.py.
 """
 
-import os
 import re
-import shutil
 
 import numpy as np
 import pytest
-from conftest import hf_model, small_config
+from conftest import small_config
 
 from vits_jax.synth import speech, timings
 from vits_jax.synth import voice as voicemod
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
-TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
 THREE = "The brown fox jumps. Over the lazy dog, twice! And then what happened?"
 
 
 @pytest.fixture(scope="module")
-def said(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mms")
-    hf_model(3, **small_config(vocab_size=38)).save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(os.path.join(FIXTURES, name), folder)
-    params, tok = voicemod.load_model(str(folder))
+def said(eng_single):
+    params, tok = voicemod.load_model(eng_single)
     # seed 0, batches of 2: the programs test_cli.py compiled for THREE on this model serve here
     return speech.speak(params, tok, THREE, seed=0, batch_size=2, pause=0.25), tok
 

