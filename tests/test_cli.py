@@ -16,6 +16,7 @@ import sys
 import time
 import wave
 
+import jax
 import numpy as np
 import pytest
 from cli_stages import Staged
@@ -226,6 +227,22 @@ def test_say_writes_the_format_of_the_extension(models, tmp_path, monkeypatch, c
     assert "install the soundfile package to write .flac" in err and not out.exists()
 
 
+def test_say_devices_and_dtype(models, tmp_path, capsys):
+    """--devices 1 is the default's audio (one CPU device here); --dtype bfloat16 runs the decoder
+    in bfloat16: the same durations (same length), audio close to float32's but not equal."""
+    out = {name: tmp_path / f"{name}.wav" for name in ("a", "one", "bf16")}
+    assert _say([THREE, "-m", models["single"], "-o", str(out["a"])]) == 0
+    assert _say([THREE, "-m", models["single"], "-o", str(out["one"]), "--devices", "1"]) == 0
+    assert _say([THREE, "-m", models["single"], "-o", str(out["bf16"]), "--dtype", "bfloat16"]) == 0
+    assert out["one"].read_bytes() == out["a"].read_bytes()
+    a, bf16 = _wav(out["a"])[1].astype(np.float64), _wav(out["bf16"])[1].astype(np.float64)
+    assert a.size == bf16.size and not np.array_equal(a, bf16)
+    assert np.sqrt(np.mean((a - bf16) ** 2)) < 0.05 * np.sqrt(np.mean(a ** 2))
+    capsys.readouterr()
+    assert cli.main(["say", "Hi.", "-m", models["single"], "--output-raw", "--devices", "1", "--no-cache"]) == 1
+    assert "error: --devices needs -o FILE.wav" in capsys.readouterr().err
+
+
 def test_say_speakers(models, tmp_path):
     paths = [tmp_path / f"s{i}.wav" for i in range(3)]
     for i, p in enumerate(paths):
@@ -247,6 +264,8 @@ def test_say_errors_in_process(models, tmp_path, capsys):
         (["Hi.", "-m", models["single"], "--rate", "0"], "--rate must be a positive number"),
         (["Hi.", "-m", models["single"], "--noise-scale", "-1"], "--noise-scale must be"),
         (["Hi.", "-m", models["single"], "--max-tokens", "4"], "--max-tokens must be"),
+        (["Hi.", "-m", models["single"], "--devices", str(len(jax.local_devices()) + 1)],
+         "--devices must be in [1, "),
     ]
     for argv, message in cases:
         assert _say([*argv, "-o", str(out)]) == 1, argv

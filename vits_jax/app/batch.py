@@ -21,7 +21,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .common import VOICE_HELP, Parser, add_cache_options, run_command, setup_compilation_cache
+from .common import (VOICE_HELP, Parser, add_cache_options, add_device_options, local_devices, run_command,
+                     setup_compilation_cache)
 
 __all__ = ["register", "cmd_batch", "main"]
 
@@ -76,10 +77,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mix-range", type=_pair, default=None, metavar="LOW,HIGH",
                    help="mix each row's speaker with a second random one (slerp of embeddings, the "
                         "second's weight drawn in this range)")
-    p.add_argument("--devices", type=int, default=None, metavar="N",
-                   help="render on the first N local devices (default: all)")
-    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                   help="the decoder's compute dtype (bfloat16 for accelerators; default: float32)")
+    add_device_options(p, "render")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (rows, predicted hours, batches) from stage 1 and write nothing")
     p.add_argument("--no-progress", action="store_true",
@@ -90,8 +88,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_batch(args) -> int:
-    import jax
-
     from ..synth.corpus import CorpusError, synthesize_corpus
     from ..synth.corpus_manifest import read_manifest
     from ..synth.voice import Voice
@@ -100,12 +96,7 @@ def cmd_batch(args) -> int:
         raise CorpusError(f"--batch-size must be >= 1, got {args.batch_size}")
     if not 0 <= args.seed < 2 ** 32:
         raise CorpusError(f"--seed must be in [0, 2**32), got {args.seed}")
-    devices = None
-    if args.devices is not None:
-        local = jax.local_devices()
-        if not 1 <= args.devices <= len(local):
-            raise CorpusError(f"--devices must be in [1, {len(local)}], got {args.devices}")
-        devices = local[:args.devices]
+    devices = local_devices(args.devices)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CorpusError(f"--out {args.out} exists and is not a folder")
     read_manifest(args.manifest)            # a bad manifest fails before the model loads

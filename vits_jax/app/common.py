@@ -81,6 +81,27 @@ def setup_compilation_cache(cache_dir: Optional[str] = None) -> Optional[str]:
     return folder
 
 
+def add_device_options(parser, what: str = "synthesize") -> None:
+    """--devices N | --dtype float32|bfloat16, for every command that renders audio."""
+    parser.add_argument("--devices", type=int, default=None, metavar="N",
+                        help=f"{what} on the first N local devices, the batch split over them "
+                             "(default: all)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="the decoder's compute dtype (bfloat16 for accelerators; default: float32)")
+
+
+def local_devices(count: Optional[int]):
+    """--devices N -> the first N local devices (None: None, i.e. all). CliError out of range."""
+    if count is None:
+        return None
+    import jax
+
+    local = jax.local_devices()
+    if not 1 <= count <= len(local):
+        raise CliError(f"--devices must be in [1, {len(local)}] (the local devices), got {count}")
+    return local[:count]
+
+
 def add_cache_options(parser) -> None:
     """--cache-dir DIR | --no-cache, for every command that compiles."""
     group = parser.add_mutually_exclusive_group()

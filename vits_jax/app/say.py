@@ -11,8 +11,9 @@ import argparse
 import sys
 
 from . import common
-from .common import (CONFIG_HELP, CliError, VOICE_HELP, Warnings, add_cache_options, check_audio_extension,
-                     check_output, decode_stdin, finite, read_text, setup_compilation_cache)
+from .common import (CONFIG_HELP, CliError, VOICE_HELP, Warnings, add_cache_options, add_device_options,
+                     check_audio_extension, check_output, decode_stdin, finite, local_devices, read_text,
+                     setup_compilation_cache)
 
 
 def cmd_say(args) -> int:
@@ -38,6 +39,9 @@ def cmd_say(args) -> int:
         if args.timings or args.subtitles:
             raise CliError("--timings and --subtitles need -o FILE.wav (they are written with the "
                            "whole speech, not streamed)")
+        if args.devices is not None:
+            raise CliError("--devices needs -o FILE.wav: --output-raw streams each sentence as it is "
+                           "rendered, on one device")
     else:
         check_output(args.output)
         check_audio_extension(args.output)
@@ -47,6 +51,7 @@ def cmd_say(args) -> int:
         if not args.subtitles.lower().endswith((".srt", ".vtt")):
             raise CliError(f"--subtitles {args.subtitles}: the file name must end in .srt or .vtt")
         check_output(args.subtitles, "--subtitles", "FILE.srt")
+    devices = local_devices(args.devices)
     if args.ssml_lenient:
         args.ssml = True
     lines = raw and args.text == "-" and not args.ssml   # stdin line by line as it arrives, as Piper
@@ -77,15 +82,17 @@ def cmd_say(args) -> int:
     common.INTERRUPT.check()
     options = dict(seed=args.seed, speaker_id=speaker, speaking_rate=args.rate,
                    noise_scale=args.noise_scale, noise_scale_duration=args.noise_scale_duration,
-                   max_tokens=args.max_tokens, pause=args.pause, normalize=args.normalize)
+                   max_tokens=args.max_tokens, pause=args.pause, normalize=args.normalize,
+                   dtype=None if args.dtype == "float32" else args.dtype)
     if raw and not args.ssml:
         return _say_raw(voice, text, options, report)
     with report():
         if args.ssml:
             said = voice.speak(text, batch_size=args.batch_size, progress=True, ssml=True,
-                               ssml_lenient=args.ssml_lenient, **options)
+                               ssml_lenient=args.ssml_lenient, devices=devices, **options)
         else:
-            said = voice.speak(text, batch_size=args.batch_size, progress=True, prepared=prepared, **options)
+            said = voice.speak(text, batch_size=args.batch_size, progress=True, prepared=prepared,
+                               devices=devices, **options)
     if raw:                 # SSML: the whole speech, then its PCM (breaks and rates need it whole)
         sys.stdout.buffer.write(audio.to_pcm16(said.waveform).tobytes())
         sys.stdout.buffer.flush()
@@ -240,6 +247,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ssml-lenient", action="store_true",
                    help="with --ssml: speak the text of unknown elements (with a warning) instead of "
                         "refusing them")
+    add_device_options(p)
     add_cache_options(p)
     p.set_defaults(func=cmd_say)
     return p

@@ -92,7 +92,7 @@ def _pad_tokens(x, length: int) -> jax.Array:
 
 def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, speaking_rate=None,
            noise_scale=None, noise_scale_duration=None,
-           chunk_frames: Optional[int] = None) -> Iterator[np.ndarray]:
+           chunk_frames: Optional[int] = None, dtype=None) -> Iterator[np.ndarray]:
     """One utterance -> an iterator of float32 waveform chunks (S_k,), produced as they render.
 
     ids: (T,) or (1, T). Other arguments as `synthesize` (checked by the same code). The chunks
@@ -100,8 +100,9 @@ def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, spe
     round-off, same length). Stage 1 runs once, at the call (argument errors raise there); each
     chunk is then one window program: `chunk_frames` frames per chunk, or by default a small first
     chunk for latency and larger ones after (see `chunk_schedule`). The next chunk is computed
-    while the caller handles the current one.
+    while the caller handles the current one. dtype: the decoder's compute dtype, as `synthesize`.
     """
+    dtype = core.check_dtype(dtype)
     if chunk_frames is not None:
         chunk_frames = _check_chunk_frames(chunk_frames, "chunk_frames")
     if np.ndim(ids) == 2 and np.shape(ids)[0] != 1:
@@ -129,7 +130,7 @@ def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, spe
         window = margins._replace(flow_left=0, decoder_left=0) if start == 0 else margins
         return windows.dispatch_window(params, encoded, stage1.key, start_frame=start, num_frames=size,
                                        margins=window, limit=frames, speaker_id=stage1.speaker_id,
-                                       noise_scale=stage1.noise_scale)
+                                       noise_scale=stage1.noise_scale, dtype=dtype)
 
     def chunks(pending):
         for i, (start, size) in enumerate(schedule):
