@@ -320,6 +320,74 @@ def test_piper_api(served, voice):
     assert get(served.url + "/health")[0] == 200
 
 
+def speak_lines(url, payload):
+    """POST /api/speak -> its NDJSON lines (status 200 asserted)."""
+    status, headers, body = post(url + "/api/speak", payload)
+    assert status == 200 and headers["content-type"] == "application/x-ndjson", body
+    assert body.endswith(b"\n")
+    return [json.loads(line) for line in body.decode().splitlines()]
+
+
+def test_timed_speech_is_openai_audio_with_speak_timings(served, voice):
+    """/api/speak: the bytes of /v1/audio/speech's pcm for the same request, and each sentence's
+    entry of `timings` of `Voice.speak` with the same options."""
+    import base64
+
+    from vits_jax.synth.timings import timings
+
+    text = TEXTS[2]                                  # three sentences: three lines of audio
+    request = {"input": text, "voice": "tiny", "speed": 1.25, "seed": 3}
+    lines = speak_lines(served.url, request)
+    speech = speak(voice, text, seed=3, speaking_rate=1.25 * voice.speaking_rate)
+    want = timings(speech, voice.tokenizer)
+    head, *pieces, done = lines
+    assert head == {"voice": "tiny", "sample_rate": voice.sampling_rate,
+                    "hop_length": voice.config.hop_length, "pieces": 3}
+    assert [p["index"] for p in pieces] == [0, 1, 2]
+    audio = b"".join(base64.b64decode(p.pop("audio")) for p in pieces)
+    for got, expected in zip(pieces, want["pieces"]):
+        got.pop("index")
+        assert [t["id"] for t in got["tokens"]] == [t["id"] for t in expected["tokens"]]
+        assert _approx_equal(got, expected), (got, expected)
+    assert done == {"done": True, "samples": len(audio) // 2, "seconds": pytest.approx(want["seconds"])}
+    status, _, pcm = post(served.url + "/v1/audio/speech", dict(request, response_format="pcm"))
+    assert status == 200 and audio == pcm                                   # byte for byte
+    same_pcm(audio, speech.waveform)
+
+
+def _approx_equal(got, want) -> bool:
+    """Equal JSON values, floats to 1e-9 s."""
+    if isinstance(want, float):
+        return abs(got - want) <= 1e-9
+    if isinstance(want, dict):
+        return got.keys() == want.keys() and all(_approx_equal(got[k], want[k]) for k in want)
+    if isinstance(want, list):
+        return len(got) == len(want) and all(_approx_equal(a, b) for a, b in zip(got, want))
+    return got == want
+
+
+def test_engine_job_reads_as_speak_speech(voice):
+    from vits_jax.synth.timings import timings
+
+    engine = Engine({"tiny": voice}, batch_size=2)
+    job = engine.submit(TEXTS[0], seed=1)
+    engine.start(warm=False)
+    try:
+        got, want = job.speech(TIMEOUT), speak(voice, TEXTS[0], seed=1)
+        assert got.lengths == want.lengths and got.truncated == want.truncated
+        assert _approx_equal(timings(got, voice.tokenizer), timings(want, voice.tokenizer))
+    finally:
+        engine.close(TIMEOUT)
+
+
+def test_page_is_served(served):
+    with urllib.request.urlopen(served.url + "/", timeout=TIMEOUT) as r:
+        assert r.status == 200 and r.headers["content-type"].startswith("text/html")
+        html = r.read().decode()
+    assert '<canvas id="wave"' in html and "api/speak" in html and "v1/audio/voices" in html
+    assert "http://" not in html and "https://" not in html        # nothing from elsewhere
+
+
 @pytest.mark.parametrize("path, payload, raw, status", [
     ("/v1/audio/speech", None, b"{not json", 400),
     ("/v1/audio/speech", {"input": 3}, None, 400),
@@ -327,6 +395,10 @@ def test_piper_api(served, voice):
     ("/v1/audio/speech", {"input": "Hi.", "response_format": "mp3"}, None, 400),
     ("/v1/audio/speech", {"input": "Hi.", "voice": "nobody"}, None, 404),
     ("/v1/audio/speech", {"input": "x" * 201}, None, 413),
+    ("/api/speak", {"input": "Hi.", "voice": "nobody"}, None, 404),
+    ("/api/speak", {"input": "Hi.", "speed": 0.1}, None, 400),
+    ("/api/speak", {"text": "Hi."}, None, 400),
+    ("/api/speak", {"input": "x" * 201}, None, 413),
     ("/synthesize", {"text": "Hi.", "speaker": "nobody"}, None, 404),
     ("/synthesize", {"text": "Hi.", "speaker_id": 3}, None, 404),
     ("/synthesize", {"text": ""}, None, 400),

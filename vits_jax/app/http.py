@@ -6,6 +6,13 @@
     POST /synthesize  and  POST /   Piper (piper-tts 1.8 http_server): text, voice, speaker /
                             speaker_id, length_scale, noise_scale, noise_w_scale (+ seed) -> WAV
     GET  /voices  /info  /health   (health: 200 when the engine is ready, 503 before)
+    GET  /                  page.html: a page to try the voices (text, voice, speaker, rate)
+    POST /api/speak         the page's: /v1/audio/speech's fields -> NDJSON lines sent as the
+                            sentences are done: {"voice", "sample_rate", "hop_length", "pieces"};
+                            per sentence synth/timings.piece_timings' entry (text, start, end,
+                            tokens, words; seconds) + "index" + "audio" (base64 16-bit pcm: the
+                            pause before it and the sentence); {"done", "samples", "seconds"}.
+                            The audio is /v1/audio/speech's pcm for the same request, byte for byte.
 
 Errors are JSON {"error": {"message": ...}}: malformed JSON or wrong field types 400, unknown
 voice or speaker 404, input over --max-chars 413, queue full 503 with Retry-After. Only parsing,
@@ -15,23 +22,26 @@ validation and encoding live here; the queue and batching are synth/engine.py's.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
 import sys
 import time
+from importlib import resources
 from typing import Any, Optional
 
 import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..synth import audio
 from ..synth.engine import Engine, EngineClosed, QueueFull, UnknownVoice
 from ..synth.speech import NothingToSayError
+from ..synth.timings import piece_timings
 from ..synth.voice import SpeakerError
 
 __all__ = ["create_app", "HttpError", "wav_header"]
@@ -108,6 +118,11 @@ def _pcm(chunk: np.ndarray) -> bytes:
     return audio.to_pcm16(chunk).tobytes()
 
 
+def _line(value: dict) -> bytes:
+    """One NDJSON line."""
+    return (json.dumps(value, separators=(",", ":")) + "\n").encode()
+
+
 # ------------------------------------------------------------------ the app
 def create_app(engine: Engine, *, log=None) -> Starlette:
     """The Starlette app over `engine` (started by the caller). log: a function of one line
@@ -177,29 +192,34 @@ def create_app(engine: Engine, *, log=None) -> Starlette:
                 log_line(request, status, started, job)
         return StreamingResponse(logged(), media_type=media_type, headers=headers)
 
-    async def openai_speech(request: Request, started: float):
-        data = await _json(request)
+    async def openai_job(data: dict):
+        """OpenAI's speech fields (input, model, voice, speed; vits-jax's seed, speaker /
+        speaker_id) -> the submitted job: /v1/audio/speech and /api/speak read them alike."""
         text = _field(data, "input", str, required=True)
         _field(data, "model", str)
         name = _field(data, "voice", str)
         if isinstance(data.get("voice"), dict):   # OpenAI's {"id": ...} form
             name = data["voice"].get("id")
-        fmt = _field(data, "response_format", str, "wav")
-        if fmt not in FORMATS:
-            raise HttpError(400, f"response_format {fmt!r} is not supported (supported: "
-                                 f"{', '.join(FORMATS)})")
         speed = _number(data, "speed", positive=True)
         if speed is not None and not MIN_SPEED <= speed <= MAX_SPEED:
             raise HttpError(400, f"field 'speed' must be in [{MIN_SPEED}, {MAX_SPEED}], got {speed}")
-        stream_format = _field(data, "stream_format", str, "audio")
-        if stream_format not in ("audio",):
-            raise HttpError(400, f"stream_format {stream_format!r} is not supported (only 'audio')")
         try:
             _, voice = engine.voice(name)
         except UnknownVoice as e:
             raise HttpError(404, str(e)) from None
-        job = await submit(text, voice=name, seed=_seed(data), speaker=speaker_of(data),
-                           speaking_rate=None if speed is None else voice.speaking_rate * speed)
+        return await submit(text, voice=name, seed=_seed(data), speaker=speaker_of(data),
+                            speaking_rate=None if speed is None else voice.speaking_rate * speed)
+
+    async def openai_speech(request: Request, started: float):
+        data = await _json(request)
+        fmt = _field(data, "response_format", str, "wav")
+        if fmt not in FORMATS:
+            raise HttpError(400, f"response_format {fmt!r} is not supported (supported: "
+                                 f"{', '.join(FORMATS)})")
+        stream_format = _field(data, "stream_format", str, "audio")
+        if stream_format not in ("audio",):
+            raise HttpError(400, f"stream_format {stream_format!r} is not supported (only 'audio')")
+        job = await openai_job(data)
         rate = job.sampling_rate
         if fmt == "flac":
             try:
@@ -223,6 +243,27 @@ def create_app(engine: Engine, *, log=None) -> Starlette:
                 yield _pcm(chunk)
         return streamed(request, started, job, pcm(fmt == "wav"), FORMATS[fmt],
                         {"X-Sample-Rate": str(rate)})
+
+    async def timed_speech(request: Request, started: float):
+        """/api/speak: the audio of /v1/audio/speech's pcm with each sentence's timings, as
+        NDJSON lines sent as the sentences are done (the page's word highlighting)."""
+        job = await openai_job(await _json(request))
+        tokenizer = job.voice.tokenizer
+
+        async def lines():
+            yield _line({"voice": job.voice_name, "sample_rate": job.sampling_rate,
+                         "hop_length": job.hop_length, "pieces": len(job.pieces)})
+            samples, k, pending = 0, 0, b""
+            async for chunk in job.achunks():    # piece 0, [gap, piece 1], [gap, piece 2], ...
+                pending += _pcm(chunk)
+                samples += len(chunk)
+                if chunk is job.waves[k]:        # (a gap is a fresh array of zeros)
+                    entry = await run_in_threadpool(piece_timings, job, tokenizer, k)  # tokenizes
+                    yield _line(dict(entry, index=k, audio=base64.b64encode(pending).decode("ascii")))
+                    k, pending = k + 1, b""
+            yield _line({"done": True, "samples": samples, "seconds": samples / job.sampling_rate})
+        return streamed(request, started, job, lines(), "application/x-ndjson",
+                        {"X-Sample-Rate": str(job.sampling_rate)})
 
     async def piper_synthesize(request: Request, started: float):
         data = await _json(request)
@@ -252,6 +293,9 @@ def create_app(engine: Engine, *, log=None) -> Starlette:
         log_line(request, 200, started, job)
         return Response(audio.wav_bytes(waveform, rate), media_type="audio/wav")
 
+    async def page(request: Request, started: float):
+        return HTMLResponse(page_html)
+
     async def models(request: Request, started: float):
         return JSONResponse({"object": "list", "data": [
             {"id": name, "object": "model", "created": 0, "owned_by": "vits-jax"} for name in engine.voices]})
@@ -278,7 +322,10 @@ def create_app(engine: Engine, *, log=None) -> Starlette:
             return JSONResponse({"status": "ready", "voices": list(engine.voices), "queued": engine.queued})
         return JSONResponse({"status": "starting"}, status_code=503, headers={"Retry-After": "1"})
 
+    page_html = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
     routes = [
+        Route("/", handler(page), methods=["GET"]),
+        Route("/api/speak", handler(timed_speech), methods=["POST"]),
         Route("/v1/audio/speech", handler(openai_speech), methods=["POST"]),
         Route("/v1/models", handler(models), methods=["GET"]),
         Route("/v1/audio/voices", handler(openai_voices), methods=["GET"]),

@@ -133,8 +133,9 @@ def register(subparsers) -> None:
         "serve", help="serve voices over HTTP (OpenAI's /v1/audio/speech, Piper's API)",
         description="Serve voices over HTTP on one port: OpenAI's POST /v1/audio/speech, "
                     "GET /v1/models, GET /v1/audio/voices; Piper's POST /synthesize, GET /voices, "
-                    "GET /info; GET /health. Concurrent requests share batches. SIGTERM / Ctrl-C "
-                    "finishes the accepted requests and exits.")
+                    "GET /info; GET /health; and GET /, a page to try the voices in a browser "
+                    "(POST /api/speak: audio with word timings). Concurrent requests share "
+                    "batches. SIGTERM / Ctrl-C finishes the accepted requests and exits.")
     p.add_argument("-m", "--model", action="append", default=None, metavar="VOICE",
                    help=f"{VOICE_HELP}; NAME=VOICE names it (default name: the file stem). "
                         "Repeat for several voices; the first is the default (without -m: the "

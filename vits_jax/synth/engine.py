@@ -5,6 +5,7 @@
     job = engine.submit("Hello there. How are you?", voice="joe", seed=3)
     waveform = job.result()             # == Voice.speak(text, seed=3).waveform (float32 round-off)
     for chunk in job.chunks(): ...      # the same, piece by piece as they are done (async: achunks)
+    speech = job.speech()               # == Voice.speak's Speech: durations for synth/timings.py
     engine.close()                      # stops accepting, finishes what it accepted
 
 Every protocol adapter (app/http.py) only parses and validates; the queue, the batching and the
@@ -34,7 +35,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 import numpy as np
 
 from . import audio
-from .speech import DEFAULT_BATCH_SIZE, prepare_pieces
+from .speech import DEFAULT_BATCH_SIZE, Speech, prepare_pieces
 from ..tokenizer.base import pad_ids
 from ..tokenizer.sentences import DEFAULT_MAX_TOKENS
 
@@ -79,6 +80,7 @@ class Job:
     finished: Optional[float] = None
     waves: list = dataclasses.field(default_factory=list)
     durations: list = dataclasses.field(default_factory=list)
+    truncated: list = dataclasses.field(default_factory=list)
     error: Optional[BaseException] = None
     cancelled: bool = False
     _cond: threading.Condition = dataclasses.field(default_factory=threading.Condition)
@@ -88,11 +90,23 @@ class Job:
     def __post_init__(self):
         self.waves = [None] * len(self.pieces)
         self.durations = [None] * len(self.pieces)
+        self.truncated = [False] * len(self.pieces)
 
     # ------------------------------------------------------------------ state
     @property
     def sampling_rate(self) -> int:
         return self.voice.sampling_rate
+
+    @property
+    def hop_length(self) -> int:
+        return int(self.voice.config.hop_length)
+
+    @property
+    def lengths(self) -> list[int]:
+        """Samples of each piece; 0 for a piece not done yet. With `pieces`, `ids`, `durations`,
+        `truncated`, `pause_samples`, `hop_length` and `sampling_rate` a job reads as a `Speech` to
+        synth/timings.py's per-piece functions, for piece i as soon as pieces 0..i are done."""
+        return [0 if w is None else len(w) for w in self.waves]
 
     @property
     def done(self) -> bool:
@@ -102,10 +116,12 @@ class Job:
         for wake in list(self._listeners):
             wake()
 
-    def _deliver(self, index: int, wave: np.ndarray, durations: np.ndarray) -> None:
+    def _deliver(self, index: int, wave: np.ndarray, durations: np.ndarray,
+                 truncated: bool = False) -> None:
         with self._cond:
             self.waves[index] = wave
             self.durations[index] = durations
+            self.truncated[index] = truncated
             finished = self.done
             if finished:
                 self.finished = time.monotonic()
@@ -196,6 +212,14 @@ class Job:
     def result(self, timeout: Optional[float] = None) -> np.ndarray:
         """The whole waveform (S,) float32: `Voice.speak(text, seed=...).waveform`."""
         return np.concatenate([np.zeros(0, np.float32), *self.chunks(timeout)])
+
+    def speech(self, timeout: Optional[float] = None):
+        """The whole result as `Voice.speak`'s `Speech` (waits as `result`)."""
+        waveform = self.result(timeout)
+        return Speech(waveform=waveform, sampling_rate=self.sampling_rate, pieces=list(self.pieces),
+                      lengths=self.lengths, truncated=list(self.truncated),
+                      pause_samples=self.pause_samples, ids=list(self.ids),
+                      durations=list(self.durations), hop_length=self.hop_length)
 
 
 class Engine:
@@ -397,8 +421,8 @@ class Engine:
         self.batches += 1
         self.rows += len(batch)
         waveform, lengths = np.asarray(out.waveform), np.asarray(out.lengths)
-        frames = np.asarray(out.durations)
+        frames, cut = np.asarray(out.durations), np.asarray(out.truncated)
         for r, (job, i) in enumerate(batch):
             piece = waveform[r, :int(lengths[r])].astype(np.float32)
             job._deliver(i, audio.peak_normalize(piece) if job.normalize else piece,
-                         frames[r, :len(job.ids[i])].astype(np.int64))
+                         frames[r, :len(job.ids[i])].astype(np.int64), bool(cut[r]))

@@ -10,6 +10,9 @@ a word is its letters and for a phoneme (Piper) voice its phonemes. A piece cut 
 (`Speech.truncated`) has its times clipped to the audio it has.
 
     timings(speech, tokenizer)       -> JSON-ready dict: pieces, their tokens and words, in seconds
+    piece_timings(speech, tokenizer, i) -> piece i's entry of it; reads only pieces 0..i, so a
+                                        stream sends it as soon as piece i is done (an engine Job
+                                        reads as a Speech here)
     cues(speech, tokenizer, words=)  -> subtitle cues: one per sentence (its pieces joined), or per
                                         `words` words
     srt(cues), vtt(cues)             -> SubRip / WebVTT text
@@ -24,8 +27,8 @@ import numpy as np
 
 from ..tokenizer.sentences import ends_sentence
 
-__all__ = ["Cue", "piece_starts", "token_times", "word_times", "timings", "cues", "srt", "vtt",
-           "subtitles"]
+__all__ = ["Cue", "piece_starts", "token_times", "word_times", "piece_timings", "timings", "cues",
+           "srt", "vtt", "subtitles"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,25 +88,29 @@ def word_times(speech, tokenizer, i: int) -> list[Cue]:
     return [Cue(start, end, word) for word, start, end in merged]
 
 
+def piece_timings(speech, tokenizer, i: int) -> dict:
+    """Piece i's entry of `timings`: {"text", "start", "end", "truncated", "tokens": [{"id",
+    "start", "end"}], "words": [{"word", "start", "end"}]} (seconds in the whole waveform). Reads
+    only pieces 0..i of `speech` (and no waveform)."""
+    rate = float(speech.sampling_rate)
+    start = piece_starts(speech)[i]
+    return {
+        "text": speech.pieces[i], "start": start / rate, "end": (start + speech.lengths[i]) / rate,
+        "truncated": bool(speech.truncated[i]),
+        "tokens": [{"id": int(t), "start": float(a), "end": float(b)}
+                   for t, (a, b) in zip(speech.ids[i], token_times(speech, i))],
+        "words": [{"word": w.text, "start": w.start, "end": w.end}
+                  for w in word_times(speech, tokenizer, i)],
+    }
+
+
 def timings(speech, tokenizer) -> dict:
     """The timings of a whole `Speech` as a JSON-ready dict:
 
-    {"sampling_rate", "seconds", "pieces": [{"text", "start", "end",
-      "tokens": [{"id", "start", "end"}], "words": [{"word", "start", "end"}]}]} (seconds).
+    {"sampling_rate", "seconds", "pieces": [piece_timings(speech, tokenizer, i) for each piece]}.
     """
-    rate = float(speech.sampling_rate)
-    pieces = []
-    for i, (text, start) in enumerate(zip(speech.pieces, piece_starts(speech))):
-        tokens = token_times(speech, i)
-        pieces.append({
-            "text": text, "start": start / rate, "end": (start + speech.lengths[i]) / rate,
-            "truncated": bool(speech.truncated[i]),
-            "tokens": [{"id": int(t), "start": float(a), "end": float(b)}
-                       for t, (a, b) in zip(speech.ids[i], tokens)],
-            "words": [{"word": w.text, "start": w.start, "end": w.end}
-                      for w in word_times(speech, tokenizer, i)],
-        })
-    return {"sampling_rate": int(speech.sampling_rate), "seconds": speech.seconds, "pieces": pieces}
+    return {"sampling_rate": int(speech.sampling_rate), "seconds": speech.seconds,
+            "pieces": [piece_timings(speech, tokenizer, i) for i in range(len(speech.pieces))]}
 
 
 def cues(speech, tokenizer=None, *, words: Optional[int] = None) -> list[Cue]:
