@@ -6,17 +6,21 @@
     waveform = job.result()             # == Voice.speak(text, seed=3).waveform (float32 round-off)
     for chunk in job.chunks(): ...      # the same, piece by piece as they are done (async: achunks)
     speech = job.speech()               # == Voice.speak's Speech: durations for synth/timings.py
+    job = engine.submit("<speak>Hi. <break time='1s'/> Bye.</speak>", ssml=True)   # as Voice.speak
     engine.close()                      # stops accepting, finishes what it accepted
 
-Every protocol adapter (app/http.py) only parses and validates; the queue, the batching and the
-fairness are here. A request is split into pieces exactly as `speak` splits it
-(`prepare_pieces`), and each piece is one unit of work with its own key, fold_in(key(seed),
-piece index), and its own options (speaker, rate, noise scales: per-row arrays of one
-`synthesize` call). The worker takes the piece that is earliest in its text (then oldest) and
-fills the batch with pending pieces of the same voice whose token counts are closest to it, from
-any request. Since synthesis makes an item's audio independent of its batch, a request's audio is
-`speak`'s whatever else is in flight; and since pieces are taken by position in their text, a
-short request's first sentence runs before a long request's later ones.
+Every protocol adapter (app/http.py, app/wyoming.py) only parses and validates; the queue, the
+batching and the fairness are here. A request is split into pieces exactly as `speak` splits it
+(`prepare_pieces`; SSML as `speak_ssml` plans it), and each piece is one unit of work with its own
+key, fold_in(key(seed), piece index), and its own options (speaker, rate, noise scales: per-row
+arrays of one `synthesize` call). A text that continues an earlier request's (`first_piece`: a
+Wyoming stream, sentence by sentence) numbers its pieces on from there and starts with the pause,
+so the parts' audio concatenates to the whole text's. The worker takes the piece that is earliest
+in its text (then oldest) and fills the batch with pending pieces of the same voice whose token
+counts are closest to it, from any request. Since synthesis makes an item's audio independent of
+its batch, a request's audio is `speak`'s whatever else is in flight; and since pieces are taken
+by position in their text, a short request's first sentence runs before a long request's later
+ones.
 
 Batches hold a power of two rows (at most batch_size; filled up with repeats of the shortest
 piece), so few programs serve every batch; `warm` compiles them before the engine reports ready.
@@ -25,6 +29,7 @@ piece), so few programs serve every batch; `warm` compiles them before the engin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import threading
@@ -72,10 +77,12 @@ class Job:
     text: str
     pieces: list[str]
     ids: list[list[int]]
-    keys: Any                     # (n,) typed keys: fold_in(key(seed), i)
-    options: dict                 # per-request synthesize options (speaker_id, rates, noise)
+    keys: Any                     # (n,) typed keys: fold_in(key(seed), first_piece + i)
+    options: list                 # per piece: synthesize options (speaker_id, rates, noise)
     normalize: bool
-    pause_samples: int
+    gaps: list                    # per piece: samples of silence after it (the last: trailing)
+    lead: int = 0                 # samples of silence before the first piece
+    pause_samples: int = 0        # the usual pause between sentences (gaps differ at SSML breaks)
     submitted: float = dataclasses.field(default_factory=time.monotonic)
     finished: Optional[float] = None
     waves: list = dataclasses.field(default_factory=list)
@@ -160,23 +167,37 @@ class Job:
             raise Cancelled("the request was cancelled")
         return None
 
+    def _with_silence(self, i: int, wave: np.ndarray) -> list[np.ndarray]:
+        """Piece i's audio: the silence before it, its waveform, and after the last piece the
+        trailing silence (an SSML <break>); the pieces' lists concatenate to `result()`."""
+        before = self.lead if i == 0 else self.gaps[i - 1]
+        after = self.gaps[-1] if i == len(self.pieces) - 1 else 0
+        return ([np.zeros(before, np.float32)] if before else []) + [wave] + \
+            ([np.zeros(after, np.float32)] if after else [])
+
     # ------------------------------------------------------------------ results
     def chunks(self, timeout: Optional[float] = None) -> Iterator[np.ndarray]:
         """float32 waveform chunks in reading order (pauses included) as pieces are done; their
         concatenation is `result()`. Blocks the calling thread."""
-        gap = np.zeros(self.pause_samples, np.float32)
         for i in range(len(self.pieces)):
             with self._cond:
                 if not self._cond.wait_for(lambda: self._piece(i) is not None, timeout):
                     raise TimeoutError(f"piece {i} not done after {timeout} s")
                 wave = self.waves[i]
-            if i and gap.size:
-                yield gap
-            yield wave
+            yield from self._with_silence(i, wave)
 
     async def achunks(self):
         """`chunks` for an asyncio event loop: waits without blocking the loop. Leaving the loop
         early (a client that disconnected) cancels the pieces not yet synthesized."""
+        async with contextlib.aclosing(self.apieces()) as pieces:   # closed here, not when collected
+            async for piece in pieces:
+                for chunk in piece:
+                    yield chunk
+
+    async def apieces(self):
+        """Each piece's audio as it is done, in reading order: a list of float32 chunks (silence
+        before it, its waveform; `_with_silence`). Waits without blocking the event loop; leaving
+        early cancels the pieces not yet synthesized."""
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
 
@@ -188,7 +209,6 @@ class Job:
 
         with self._cond:
             self._listeners.append(wake)
-        gap = np.zeros(self.pause_samples, np.float32)
         complete = False
         try:
             for i in range(len(self.pieces)):
@@ -199,9 +219,7 @@ class Job:
                     if wave is not None:
                         break
                     await event.wait()
-                if i and gap.size:
-                    yield gap
-                yield wave
+                yield self._with_silence(i, wave)
             complete = True
         finally:
             with self._cond:
@@ -214,12 +232,13 @@ class Job:
         return np.concatenate([np.zeros(0, np.float32), *self.chunks(timeout)])
 
     def speech(self, timeout: Optional[float] = None):
-        """The whole result as `Voice.speak`'s `Speech` (waits as `result`)."""
-        waveform = self.result(timeout)
+        """The whole result as `Voice.speak`'s `Speech` (waits as `result`; a continued text's
+        leading pause is left out, so its pieces start at 0 as a Speech's do)."""
+        waveform = self.result(timeout)[self.lead:]
         return Speech(waveform=waveform, sampling_rate=self.sampling_rate, pieces=list(self.pieces),
                       lengths=self.lengths, truncated=list(self.truncated),
                       pause_samples=self.pause_samples, ids=list(self.ids),
-                      durations=list(self.durations), hop_length=self.hop_length)
+                      durations=list(self.durations), hop_length=self.hop_length, gaps=list(self.gaps))
 
 
 class Engine:
@@ -267,10 +286,13 @@ class Engine:
     def submit(self, text: str, *, voice: Optional[str] = None, seed: int = 0, speaker=None,
                speaking_rate: Optional[float] = None, noise_scale: Optional[float] = None,
                noise_scale_duration: Optional[float] = None, normalize: Optional[bool] = None,
-               pause: Optional[float] = None) -> Job:
+               pause: Optional[float] = None, ssml: bool = False, first_piece: int = 0) -> Job:
         """Accepts a request (tokenized here, in the caller's thread) -> its Job. Raises
-        UnknownVoice, the voice's SpeakerError, NothingToSayError / ValueError for the text,
-        QueueFull, EngineClosed; options default to the voice's, as `Voice.speak`."""
+        UnknownVoice, the voice's SpeakerError, NothingToSayError / ValueError (SsmlError) for
+        the text, QueueFull, EngineClosed; options default to the voice's, as `Voice.speak`.
+        ssml=True: `text` is SSML, planned as `Voice.speak(text, ssml=True)` plans it.
+        first_piece: the pieces of earlier parts of the same text (same seed): this text's
+        piece i draws from fold_in(key(seed), first_piece + i), and the pause comes first."""
         import jax
         import jax.numpy as jnp
 
@@ -282,15 +304,36 @@ class Engine:
             raise ValueError(f"seed must be in [0, 2**32), got {seed}")
         options = v._options(dict(speaker_id=speaker, speaking_rate=speaking_rate,
                                   noise_scale=noise_scale, noise_scale_duration=noise_scale_duration))
+        if first_piece < 0:
+            raise ValueError(f"first_piece must be >= 0, got {first_piece}")
         with self._cond:                      # refuse before tokenizing when it is refused anyway
             self._check_room()
-        pieces, ids = prepare_pieces(v.tokenizer, text, self.max_tokens)
-        base = jax.random.key(int(seed))
-        keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(len(pieces), dtype=jnp.uint32))
         pause = v.pause if pause is None else pause
+        pause_samples = int(round(pause * v.sampling_rate))
+        if ssml:
+            from .ssml import plan_ssml
+
+            plan = plan_ssml(v.tokenizer, text, sampling_rate=v.sampling_rate, pause=pause,
+                             max_tokens=self.max_tokens, speaker_id=options.get("speaker_id"),
+                             speaker_for=v.speaker_id)
+            pieces, ids, per_piece = [], [], []
+            for part in plan.parts:
+                pieces += part.pieces
+                ids += part.ids
+                per_piece += [dict(options, speaker_id=part.speaker_id,
+                                   speaking_rate=options["speaking_rate"] * part.rate)] * len(part.pieces)
+            gaps = plan.gaps
+        else:
+            pieces, ids = prepare_pieces(v.tokenizer, text, self.max_tokens)
+            per_piece = [options] * len(pieces)
+            gaps = [pause_samples] * (len(pieces) - 1) + [0]
+        base = jax.random.key(int(seed))
+        keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(
+            jnp.arange(first_piece, first_piece + len(pieces), dtype=jnp.uint32))
         job = Job(seq=next(self._seq), voice_name=name, voice=v, text=text, pieces=pieces, ids=ids,
-                  keys=keys, options=options, normalize=v.normalize if normalize is None else normalize,
-                  pause_samples=int(round(pause * v.sampling_rate)), _on_done=self._finished)
+                  keys=keys, options=per_piece, normalize=v.normalize if normalize is None else normalize,
+                  gaps=gaps, lead=pause_samples if first_piece else 0, pause_samples=pause_samples,
+                  _on_done=self._finished)
         with self._cond:
             self._check_room()
             self._active.add(job)
@@ -339,8 +382,8 @@ class Engine:
         for name, v in self.voices.items():
             _, ids = prepare_pieces(v.tokenizer, self.warm_text, self.max_tokens)
             job = Job(seq=-1, voice_name=name, voice=v, text="", pieces=[""] * max(counts),
-                      ids=[ids[0]] * max(counts), keys=None, options=v._options({}), normalize=False,
-                      pause_samples=0)
+                      ids=[ids[0]] * max(counts), keys=None, options=[v._options({})] * max(counts),
+                      normalize=False, gaps=[0] * max(counts))
             import jax
 
             job.keys = jax.random.split(jax.random.key(0), max(counts))
@@ -383,12 +426,12 @@ class Engine:
         first = min(self._pending, key=lambda p: (p[1], p[0].seq))
         job0, i0 = first
         length = len(job0.ids[i0])
-        conditioned = job0.options.get("speaker_id") is not None
+        conditioned = job0.options[i0].get("speaker_id") is not None
 
         def fits(p):
-            job = p[0]
+            job, i = p
             return job.voice_name == job0.voice_name and \
-                (job.options.get("speaker_id") is not None) == conditioned
+                (job.options[i].get("speaker_id") is not None) == conditioned
         others = sorted((p for p in self._pending if p is not first and fits(p)),
                         key=lambda p: (abs(len(p[0].ids[p[1]]) - length), p[1], p[0].seq))
         batch = [first] + others[:self.batch_size - 1]
@@ -410,7 +453,7 @@ class Engine:
         keys = jnp.stack([job.keys[i] for job, i in padded])
 
         def column(name):
-            values = [job.options.get(name) for job, _ in padded]
+            values = [job.options[i].get(name) for job, i in padded]
             return None if values[0] is None else np.asarray(values)
         with warnings.catch_warnings():   # truncation: as in speak, not reported per request
             warnings.simplefilter("ignore")
