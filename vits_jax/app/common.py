@@ -55,8 +55,9 @@ def default_cache_dir() -> str:
     """$VITS_JAX_CACHE_DIR, else $XDG_CACHE_HOME/vits-jax/jax, else ~/.cache/vits-jax/jax."""
     if os.environ.get(CACHE_ENV):
         return os.path.expanduser(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "vits-jax", "jax")
+    from ..voice.shapes import cache_home
+
+    return os.path.join(cache_home(), "jax")
 
 
 def setup_compilation_cache(cache_dir: Optional[str] = None) -> Optional[str]:

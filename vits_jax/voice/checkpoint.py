@@ -12,7 +12,6 @@ in a fresh folder beside the destination and renamed into place, so a failure le
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import tempfile
@@ -24,15 +23,11 @@ import numpy as np
 from ..config import VitsConfig
 from ..core.params import VitsParams, split_params  # noqa: F401  (re-exported)
 from .hub import resolve
-from ..nn.model import param_shapes as _param_shapes
 from .mapper import map_weights
 from .sources import (CONVERTED, PARAMS_DIR, PIPER_JSON, TOKENIZER_FILES as _TOKENIZER_FILES,
                       describe_source, is_converted, open_source)
+from .shapes import param_shapes
 from .tables import FLAX
-
-# The target tree of a config (an eval_shape of the whole init: seconds to trace), once per config
-# per process: `say` then `convert`, or repeated loads, do not trace it again. Read-only leaves.
-param_shapes = functools.lru_cache(maxsize=16)(_param_shapes)
 
 TOKENIZER_FILES = _TOKENIZER_FILES + (PIPER_JSON,)
 
