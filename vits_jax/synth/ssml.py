@@ -24,7 +24,8 @@ def speak_ssml(params, tokenizer, ssml: str, *, seed: int = 0, speaker_id=None,
                speaking_rate: Optional[float] = None, noise_scale=None, noise_scale_duration=None,
                batch_size: int = DEFAULT_BATCH_SIZE, max_tokens: Optional[int] = None,
                pause: float = DEFAULT_PAUSE, normalize: Optional[bool] = None, lenient: bool = False,
-               speaker_for: Optional[Callable[[str], Optional[int]]] = None, progress: bool = False) -> Speech:
+               speaker_for: Optional[Callable[[str], Optional[int]]] = None, progress: bool = False,
+               programs=None) -> Speech:
     """SSML -> Speech (see the module docstring). `speaker_for(name)`: the speaker id a
     <voice name> selects (SsmlError when None is given and the SSML names a voice)."""
     from ..tokenizer.sentences import DEFAULT_MAX_TOKENS
@@ -53,7 +54,7 @@ def speak_ssml(params, tokenizer, ssml: str, *, seed: int = 0, speaker_id=None,
                          speaking_rate=base_rate * seg.rate, noise_scale=noise_scale,
                          noise_scale_duration=noise_scale_duration, batch_size=batch_size,
                          max_tokens=max_tokens or DEFAULT_MAX_TOKENS, pause=pause, normalize=normalize,
-                         progress=progress, first_piece=len(pieces))
+                         progress=progress, first_piece=len(pieces), programs=programs)
         except NothingToSayError:
             continue                              # e.g. a lone "." between two prosody runs
         if gaps:                                  # the silence after the previous piece

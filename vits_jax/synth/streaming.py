@@ -92,7 +92,7 @@ def _pad_tokens(x, length: int) -> jax.Array:
 
 def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, speaking_rate=None,
            noise_scale=None, noise_scale_duration=None,
-           chunk_frames: Optional[int] = None) -> Iterator[np.ndarray]:
+           chunk_frames: Optional[int] = None, programs=None) -> Iterator[np.ndarray]:
     """One utterance -> an iterator of float32 waveform chunks (S_k,), produced as they render.
 
     ids: (T,) or (1, T). Other arguments as `synthesize` (checked by the same code). The chunks
@@ -100,7 +100,7 @@ def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, spe
     round-off, same length). Stage 1 runs once, at the call (argument errors raise there); each
     chunk is then one window program: `chunk_frames` frames per chunk, or by default a small first
     chunk for latency and larger ones after (see `chunk_schedule`). The next chunk is computed
-    while the caller handles the current one.
+    while the caller handles the current one. programs: exported programs for stage 1 (as synthesize's).
     """
     if chunk_frames is not None:
         chunk_frames = _check_chunk_frames(chunk_frames, "chunk_frames")
@@ -108,7 +108,8 @@ def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, spe
         raise ValueError(f"stream() speaks one utterance: ids must have shape (T,) or (1, T), got "
                          f"{np.shape(ids)}")
     stage1 = encode_checked(params, ids, key=key, speaker_id=speaker_id, speaking_rate=speaking_rate,
-                            noise_scale=noise_scale, noise_scale_duration=noise_scale_duration)
+                            noise_scale=noise_scale, noise_scale_duration=noise_scale_duration,
+                            programs=programs)
     # The windows see all MAX_TOKENS token slots (zero durations past the text), so their programs
     # do not depend on the text's token bucket: a fixed set of programs for every length.
     e = stage1.encoded
