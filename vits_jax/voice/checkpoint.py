@@ -13,6 +13,7 @@ in a fresh folder beside the destination and renamed into place, so a failure le
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import tempfile
@@ -26,8 +27,8 @@ from ..core.params import VitsParams, split_params  # noqa: F401  (re-exported)
 from .hub import resolve
 from ..nn.model import param_shapes as _param_shapes
 from .mapper import map_weights
-from .sources import (CONVERTED, PARAMS_DIR, PIPER_JSON, TOKENIZER_FILES as _TOKENIZER_FILES,
-                      describe_source, is_converted, open_source)
+from .sources import (CONVERTED, EXPORTED, PARAMS_DIR, PIPER_JSON, PROGRAMS_DIR,
+                      TOKENIZER_FILES as _TOKENIZER_FILES, describe_source, is_converted, open_source)
 from .tables import FLAX
 
 # The target tree of a config (an eval_shape of the whole init: seconds to trace), once per config
@@ -35,6 +36,7 @@ from .tables import FLAX
 param_shapes = functools.lru_cache(maxsize=16)(_param_shapes)
 
 TOKENIZER_FILES = _TOKENIZER_FILES + (PIPER_JSON,)
+PARAM_SHAPES = "param_shapes.json"   # in an exported folder's programs/: param_shapes(config), written out
 
 
 class DestinationError(ValueError):
@@ -100,6 +102,42 @@ def save(params: VitsParams, path: str | os.PathLike, tokenizer_dir: Optional[st
         raise
 
 
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def save_param_shapes(config: VitsConfig, folder: str) -> None:
+    """Writes `param_shapes(config)` to `folder`/PARAM_SHAPES with the config and vits-jax version
+    it holds for, so reading the folder back (`expected_shapes`) traces nothing."""
+    shapes = {"/".join(k.key for k in path): [list(leaf.shape), str(leaf.dtype)]
+              for path, leaf in jax.tree_util.tree_flatten_with_path(param_shapes(config))[0]}
+    with open(os.path.join(folder, PARAM_SHAPES), "w", encoding="utf-8") as f:
+        json.dump({"vits_jax": _version(), "config": config.to_dict(), "shapes": shapes}, f)
+
+
+def expected_shapes(path: str, config: VitsConfig):
+    """The tree a converted folder must hold for `config`: `param_shapes(config)`, an eval_shape of
+    the model's init (seconds of tracing at MMS size), or, in an exported folder, the table its
+    export wrote from it, when written by this vits-jax version for this very config."""
+    try:
+        with open(os.path.join(path, PROGRAMS_DIR, PARAM_SHAPES), encoding="utf-8") as f:
+            data = json.load(f)
+        if data["vits_jax"] == _version() and VitsConfig.from_dict(data["config"]) == config:
+            tree: dict = {}
+            for name, (shape, dtype) in data["shapes"].items():
+                *parents, leaf = name.split("/")
+                node = tree
+                for key in parents:
+                    node = node.setdefault(key, {})
+                node[leaf] = jax.ShapeDtypeStruct(tuple(shape), np.dtype(dtype))
+            return tree
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return param_shapes(config)
+
+
 def _restore(path: str, config: VitsConfig) -> dict:
     """The orbax tree, checked against `config` by the same strict mapper as every source (the
     training-only subtrees may be absent: an inference-only voice)."""
@@ -113,14 +151,14 @@ def _restore(path: str, config: VitsConfig) -> dict:
         restored = ckpt.restore(folder, target)
     flat = {"/".join(k.key for k in p): np.asarray(v)
             for p, v in jax.tree_util.tree_flatten_with_path(restored)[0]}
-    return map_weights(flat, FLAX, param_shapes(config), source=path).tree
+    return map_weights(flat, FLAX, expected_shapes(path, config), source=path).tree
 
 
 def load_local(path: str, config: Optional[str] = None, info=None) -> tuple[VitsParams, dict[str, str]]:
     """A local voice (`info`: its describe_source, when the caller has it) -> (params, the tokenizer
     files a converted copy keeps)."""
     info = info or describe_source(path, config)
-    if info.kind == CONVERTED:
+    if info.kind in (CONVERTED, EXPORTED):     # exported: the same folder plus its programs
         cfg = VitsConfig.from_json(info.config)
         files = {n: os.path.join(path, n) for n in TOKENIZER_FILES if os.path.isfile(os.path.join(path, n))}
         return VitsParams(jax.device_put(_restore(path, cfg)), cfg), files
@@ -146,6 +184,14 @@ def _inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
+def check_source_destination(local: str, dst: str) -> None:
+    """DestinationError when writing `dst` could touch the local source: `dst` is, contains or lies
+    inside it."""
+    if _inside(dst, local) or _inside(local, dst):
+        raise DestinationError(f"destination {dst} is, contains or lies inside the source {local}; "
+                               "choose another folder")
+
+
 def convert_weights(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False,
                     config: Optional[str] = None) -> VitsParams:
     """Any voice `load` reads -> a converted vits-jax folder `dst` (params, config.json, tokenizer
@@ -154,9 +200,7 @@ def convert_weights(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite
     vits-jax checkpoint."""
     local = resolve(os.fspath(src))
     dst = os.path.abspath(os.fspath(dst))
-    if _inside(dst, local) or _inside(local, dst):
-        raise DestinationError(f"destination {dst} is, contains or lies inside the source {local}; "
-                               "choose another folder")
+    check_source_destination(local, dst)
     _check_destination(dst, overwrite)
     params, files = load_local(local, config)
     save(params, dst, overwrite=overwrite, tokenizer_files=files)
