@@ -58,7 +58,7 @@ def test_synopsis_lists_every_option():
     start = readme.index("## Command line")
     synopsis = readme[start:readme.index("```", readme.index("```", start) + 3)]
     commands = cli.build_parser()._subparsers._group_actions[0].choices
-    assert sorted(commands) == ["batch", "convert", "info", "say", "serve", "train", "vc"]
+    assert sorted(commands) == ["batch", "convert", "export", "info", "say", "serve", "train", "vc"]
     for name, parser in commands.items():
         assert f"vits-jax {name}" in synopsis, name
         for action in parser._actions:

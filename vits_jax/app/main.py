@@ -9,9 +9,10 @@
     vits-jax vc in.wav -m G_100000.pth --source-speaker 3 --target-speaker 7 -o out.wav   # voice conversion
     vits-jax train --model facebook/mms-tts-eng --data corpus/train.csv --out runs/eng --steps 2000
     vits-jax serve -m joe=en_US-joe-medium.onnx --port 5000       # HTTP: OpenAI and Piper APIs
+    vits-jax export ./mms-tts-eng ./eng-exported --platforms cpu,cuda   # loaded, not traced
 
 Each command is one module of this package (say.py, convert.py, info.py, batch.py, train.py, vc.py,
-serve.py) with
+serve.py, export.py) with
 `register(subparsers)` and its `cmd_*` function; what they share (the `error:` convention, Ctrl-C,
 the compilation cache, output-path checks) is common.py. The commands only parse, validate and
 print; the work is the library's (`vits_jax.Voice`, `vits_jax.synth`, `vits_jax.training`).
@@ -28,13 +29,13 @@ from . import common
 
 __all__ = ["main", "build_parser", "run"]
 
-COMMANDS = ("say", "convert", "info", "batch", "train", "vc", "serve")   # one module each in vits_jax/app/
+COMMANDS = ("say", "convert", "info", "batch", "train", "vc", "serve", "export")   # one module each in vits_jax/app/
 # how each command takes a local voice, for the hint of a voice that was not found
 VOICE_OPTION = {"say": "`vits-jax say TEXT -m FOLDER -o FILE.wav`", "convert": "`vits-jax convert FOLDER DST`",
                 "info": "`vits-jax info FOLDER`", "batch": "`vits-jax batch MANIFEST --out DIR -m FOLDER`",
                 "train": "`vits-jax train -m FOLDER --data MANIFEST --out DIR`",
                 "vc": "`vits-jax vc INPUT.wav -m FOLDER --source-speaker A --target-speaker B -o OUT.wav`",
-                "serve": "`vits-jax serve -m FOLDER`"}
+                "serve": "`vits-jax serve -m FOLDER`", "export": "`vits-jax export FOLDER DIR`"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -77,7 +77,8 @@ def cmd_say(args) -> int:
         setup_compilation_cache(args.cache_dir)
     from ..synth import audio
 
-    voice = Voice.load(path, config=args.config, tokenizer=tokenizer)
+    with report():   # an exported folder whose programs cannot run here says so in one line
+        voice = Voice.load(path, config=args.config, tokenizer=tokenizer)
     speaker = voice.speaker_id(args.speaker)
     common.INTERRUPT.check()
     options = dict(seed=args.seed, speaker_id=speaker, speaking_rate=args.rate,

@@ -460,7 +460,8 @@ class Engine:
             out = synthesize(voice.params, ids, attention_mask=mask, key=keys,
                              speaker_id=column("speaker_id"), speaking_rate=column("speaking_rate"),
                              noise_scale=column("noise_scale"),
-                             noise_scale_duration=column("noise_scale_duration"), dtype=voice.dtype)
+                             noise_scale_duration=column("noise_scale_duration"), dtype=voice.dtype,
+                             programs=getattr(voice, "programs", None))
         self.batches += 1
         self.rows += len(batch)
         waveform, lengths = np.asarray(out.waveform), np.asarray(out.lengths)

@@ -92,7 +92,7 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
           max_tokens: int = DEFAULT_MAX_TOKENS, pause: float = DEFAULT_PAUSE,
           normalize: Optional[bool] = None, progress: bool = False, stream: bool = False,
           prepared: Optional[tuple[list[str], list[list[int]]]] = None, first_piece: int = 0,
-          devices=None, dtype=None):
+          devices=None, dtype=None, programs=None):
     """Text of any length -> one waveform (see the module docstring for the plan): a `Speech`;
     with stream=True an iterator of waveform chunks as they are produced (`speak_stream`).
 
@@ -114,6 +114,7 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
     runs): piece i draws from fold_in(key(seed), first_piece + i), as in `speak_stream`.
     devices, dtype: as `synthesize` (the batch split over these devices; the decoder's compute
     dtype). A stream is rendered on one device.
+    programs: exported stage programs for `synthesize` (a Voice from a `vits-jax export` folder).
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -122,7 +123,7 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
                             speaking_rate=speaking_rate, noise_scale=noise_scale,
                             noise_scale_duration=noise_scale_duration, max_tokens=max_tokens,
                             pause=pause, normalize=normalize, prepared=prepared, first_piece=first_piece,
-                            dtype=dtype)
+                            dtype=dtype, programs=programs)
     import jax
     import jax.numpy as jnp
 
@@ -151,7 +152,8 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
                 out = synthesize(params, input_ids, attention_mask=mask,
                                  key=keys[np.asarray(batch)], speaker_id=speaker_id,
                                  speaking_rate=speaking_rate, noise_scale=noise_scale,
-                                 noise_scale_duration=noise_scale_duration, devices=devices, dtype=dtype)
+                                 noise_scale_duration=noise_scale_duration, devices=devices, dtype=dtype,
+                                 programs=programs)
             waveform = np.asarray(out.waveform)                                   # (B, S)
             lengths = np.asarray(out.lengths)                                     # (B,)
             cut = np.asarray(out.truncated)                                       # (B,)
@@ -177,7 +179,7 @@ def speak_stream(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Opt
                  noise_scale_duration: Optional[float] = None, max_tokens: int = DEFAULT_MAX_TOKENS,
                  pause: float = DEFAULT_PAUSE, normalize: Optional[bool] = None,
                  first_piece: int = 0, prepared: Optional[tuple[list[str], list[list[int]]]] = None,
-                 dtype=None) -> Iterator[np.ndarray]:
+                 dtype=None, programs=None) -> Iterator[np.ndarray]:
     """`speak` as it is produced: float32 waveform chunks (S_k,) in reading order, the pauses
     between pieces included, whose concatenation is `speak(...)`'s waveform (same pieces, same
     seeds per piece; within float32 round-off, as an item alone vs in a batch).
@@ -210,7 +212,8 @@ def speak_stream(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Opt
             # one key per item, as speak passes them to synthesize: the same noise
             chunks = stream(params, np.asarray(piece_ids, np.int32), key=jax.random.fold_in(base, i)[None],
                             speaker_id=speaker_id, speaking_rate=speaking_rate, noise_scale=noise_scale,
-                            noise_scale_duration=noise_scale_duration, dtype=dtype)
+                            noise_scale_duration=noise_scale_duration, dtype=dtype,
+                            programs=programs)
         if normalize:
             yield audio.peak_normalize(np.concatenate([np.asarray(c, np.float32) for c in chunks]))
         else:

@@ -92,10 +92,10 @@ def speak_ssml(params, tokenizer, ssml: str, *, seed: int = 0, speaker_id=None,
                batch_size: int = DEFAULT_BATCH_SIZE, max_tokens: Optional[int] = None,
                pause: float = DEFAULT_PAUSE, normalize: Optional[bool] = None, lenient: bool = False,
                speaker_for: Optional[Callable[[str], Optional[int]]] = None, progress: bool = False,
-               devices=None, dtype=None) -> Speech:
+               devices=None, dtype=None, programs=None) -> Speech:
     """SSML -> Speech (see the module docstring). `speaker_for(name)`: the speaker id a
     <voice name> selects (SsmlError when None is given and the SSML names a voice). devices,
-    dtype: as `speak`."""
+    dtype, programs: as `speak`."""
     rate = int(params.config.sampling_rate)
     plan = plan_ssml(tokenizer, ssml, sampling_rate=rate, pause=pause, max_tokens=max_tokens,
                      lenient=lenient, speaker_id=speaker_id, speaker_for=speaker_for)
@@ -106,7 +106,7 @@ def speak_ssml(params, tokenizer, ssml: str, *, seed: int = 0, speaker_id=None,
                      speaker_id=part.speaker_id, speaking_rate=base_rate * part.rate,
                      noise_scale=noise_scale, noise_scale_duration=noise_scale_duration,
                      batch_size=batch_size, pause=pause, normalize=normalize, progress=progress,
-                     first_piece=len(pieces), devices=devices, dtype=dtype)
+                     first_piece=len(pieces), devices=devices, dtype=dtype, programs=programs)
         start = 0
         for n in said.lengths:
             waves.append(said.waveform[start:start + n])

@@ -92,7 +92,8 @@ def _pad_tokens(x, length: int) -> jax.Array:
 
 def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, speaking_rate=None,
            noise_scale=None, noise_scale_duration=None,
-           chunk_frames: Optional[int] = None, dtype=None) -> Iterator[np.ndarray]:
+           chunk_frames: Optional[int] = None, dtype=None,
+           programs=None) -> Iterator[np.ndarray]:
     """One utterance -> an iterator of float32 waveform chunks (S_k,), produced as they render.
 
     ids: (T,) or (1, T). Other arguments as `synthesize` (checked by the same code). The chunks
@@ -101,6 +102,7 @@ def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, spe
     chunk is then one window program: `chunk_frames` frames per chunk, or by default a small first
     chunk for latency and larger ones after (see `chunk_schedule`). The next chunk is computed
     while the caller handles the current one. dtype: the decoder's compute dtype, as `synthesize`.
+    programs: exported programs for stage 1 (as synthesize's).
     """
     dtype = core.check_dtype(dtype)
     if chunk_frames is not None:
@@ -109,7 +111,8 @@ def stream(params, ids, *, key: Optional[jax.Array] = None, speaker_id=None, spe
         raise ValueError(f"stream() speaks one utterance: ids must have shape (T,) or (1, T), got "
                          f"{np.shape(ids)}")
     stage1 = encode_checked(params, ids, key=key, speaker_id=speaker_id, speaking_rate=speaking_rate,
-                            noise_scale=noise_scale, noise_scale_duration=noise_scale_duration)
+                            noise_scale=noise_scale, noise_scale_duration=noise_scale_duration,
+                            programs=programs)
     # The windows see all MAX_TOKENS token slots (zero durations past the text), so their programs
     # do not depend on the text's token bucket: a fixed set of programs for every length.
     e = stage1.encoded

@@ -19,6 +19,12 @@ never recompiles.
 Noise: as the core's (item i draws from fold_in(key, i), or key[i]; each position's draw depends
 only on the item's key and the position), so an utterance sounds the same alone or in any padded
 batch, with any `max_frames` that holds it.
+
+Exported programs. `synthesize(programs=...)` takes a set of `jax.export`ed stage programs (a Voice
+loaded from a `vits-jax export` folder passes its own: synth/exported.py). `stage_program` is the
+one place a stage's program is chosen: the exported one where `programs.find` holds one for exactly
+these arguments (shapes, dtypes, pytree), else the jitted core function. Both compute the same
+program, so the samples do not depend on which ran.
 """
 
 from __future__ import annotations
@@ -90,6 +96,22 @@ generate_program = jax.jit(core.generate, static_argnames=("num_frames", "dtype"
 encode_program = jax.jit(core.encode)
 render_program = jax.jit(core.render, static_argnames=("num_frames", "dtype"))
 _item_keys_program = jax.jit(core.item_keys, static_argnums=1)   # so every program sees (B,) typed keys
+
+
+def stage_program(programs, stage: str, jitted, static: dict, params, *args, **kwargs):
+    """Runs one stage ("encode" or "render"): `programs.find(stage, static, params, *args,
+    **kwargs)` (an exported program taking the traced arguments, or None) when `programs` is
+    given, else (or when it has none for these arguments) `jitted(params, *args, **kwargs,
+    **static)`. `static`: the jitted function's static arguments (num_frames, dtype)."""
+    program = None if programs is None else programs.find(stage, static, params, *args, **kwargs)
+    if program is not None:
+        return program(params, *args, **kwargs)
+    return jitted(params, *args, **kwargs, **static)
+
+
+def _encode(params, encode_args: dict, programs=None):
+    """Stage 1 (`core.encode`) on synthesize's prepared arguments."""
+    return stage_program(programs, "encode", encode_program, {}, params, **encode_args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +311,7 @@ def _check_noise(noise, batch: int, width: int, what: str) -> np.ndarray:
 
 
 def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, frames: int,
-                  hop: int, dtype) -> np.ndarray:
+                  hop: int, dtype, programs=None) -> np.ndarray:
     """Stage 2 item by item, each at its own frame bucket -> (B, frames * hop) host waveform.
 
     On a CPU one item's convolutions already keep every core busy, so a padded batch only adds
@@ -303,7 +325,8 @@ def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, f
     for i, needed in enumerate(item_frames):
         item = jax.tree.map(lambda x: x[i:i + 1], encoded)
         options = {k: None if v is None else v[i:i + 1] for k, v in traced.items()}
-        pending.append(render_item(params, item, key[i:i + 1], options, int(needed), frames, dtype)[0])
+        pending.append(render_item(params, item, key[i:i + 1], options, int(needed), frames, dtype,
+                                   programs)[0])
     for i, wave in enumerate(pending):
         # A stage whose (kernel - rate) is odd adds samples past frames * hop (see
         # hifigan.output_length); lengths count frames * hop, as transformers', so they are cut.
@@ -312,7 +335,7 @@ def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, f
     return out
 
 
-def render_item(params, encoded, key, options: dict, needed: int, limit: int, dtype):
+def render_item(params, encoded, key, options: dict, needed: int, limit: int, dtype, programs=None):
     """One item's stage 2 (batch of 1) at its own frame bucket, at most `limit` frames ->
     (waveform (1, >= frames * hop), frames rendered). The one per-item renderer on a CPU:
     synthesize's items and corpus synthesis' units both go through it, so they share programs
@@ -320,17 +343,19 @@ def render_item(params, encoded, key, options: dict, needed: int, limit: int, dt
     num_frames = min(frame_bucket(int(needed)), limit)
     if options.get("prior_noise") is not None:
         options = dict(options, prior_noise=options["prior_noise"][:, :num_frames])
-    return _render(params, encoded, key, options, num_frames, min(int(needed), num_frames), dtype), num_frames
+    return (_render(params, encoded, key, options, num_frames, min(int(needed), num_frames), dtype, programs),
+            num_frames)
 
 
-def _render(params, encoded, key, options: dict, num_frames: int, stop_frame: int, dtype):
+def _render(params, encoded, key, options: dict, num_frames: int, stop_frame: int, dtype, programs=None):
     """Stage 2 over num_frames frames: one program (a device array, dispatched asynchronously) up to
     RENDER_WINDOW_FRAMES frames, beyond that exact windows of at most RENDER_WINDOW_FRAMES frames
     up to stop_frame (the longest item's end; zeros after), as numpy (B, stop_frame * hop).
     Windows are balanced (k windows of about num / k frames, on the frame grid) so a length just
     over the budget does not decode a nearly empty second window."""
     if num_frames <= RENDER_WINDOW_FRAMES:
-        return render_program(params, encoded, key, **options, num_frames=num_frames, dtype=dtype)
+        return stage_program(programs, "render", render_program, dict(num_frames=num_frames, dtype=dtype),
+                             params, encoded, key, **options)
     count = -(-stop_frame // RENDER_WINDOW_FRAMES)
     window = min(frame_bucket(-(-stop_frame // count)), RENDER_WINDOW_FRAMES)
     return windows.render_chunked(params, encoded, key, num_frames=num_frames, window_frames=window,
@@ -413,6 +438,16 @@ def predict_durations(params, ids, attention_mask=None, *, key: Optional[jax.Arr
     return _host_durations(encoded.durations, t, explain)[:b].astype(np.int64)
 
 
+def stage_arguments(params, batch: int, tokens: int, speaker_id=None) -> tuple[VitsParams, dict, dict]:
+    """(params, encode's arguments, render's traced options) exactly as synthesize passes them to
+    its programs for `batch` items padded to `tokens` (a token bucket), with `speaker_id` (None or
+    an id): the exporter's example arguments (synth/exported.py), so an exported program's
+    signature is synthesize's by construction. Render's options are per item when `batch` is 1."""
+    params, _, _, encode_args, options, _ = _prepare(
+        params, np.zeros((batch, tokens), np.int32), None, None, speaker_id, None, None, None, None,
+        None, None, None, None)
+    return params, encode_args, options
+
 
 @dataclasses.dataclass(frozen=True)
 class Stage1:
@@ -433,14 +468,14 @@ class Stage1:
 
 def encode_checked(params, ids, attention_mask=None, *, key: Optional[jax.Array] = None,
                    speaker_id=None, speaking_rate=None, noise_scale=None, noise_scale_duration=None,
-                   config: Optional[VitsConfig] = None, sdp_noise=None) -> Stage1:
+                   config: Optional[VitsConfig] = None, sdp_noise=None, programs=None) -> Stage1:
     """synthesize's argument checks (the same ValueErrors) and its stage-1 program, for callers that
     render stage 2 themselves (vits_jax.synth.streaming): `core.render` / `windows.render_window` with
-    the returned key, speaker_id and noise_scale give synthesize's samples."""
+    the returned key, speaker_id and noise_scale give synthesize's samples. programs: as synthesize's."""
     params, t, b, encode_args, options, _ = _prepare(params, ids, attention_mask, key, speaker_id,
                                                      speaking_rate, noise_scale, noise_scale_duration,
                                                      config, sdp_noise, None, None, None)
-    encoded = encode_program(params, **encode_args)
+    encoded = _encode(params, encode_args, programs)
     return Stage1(params, encoded, _host_durations(encoded.durations, t)[:b], encode_args["key"],
                   options["speaker_id"], options["noise_scale"])
 
@@ -449,7 +484,7 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
                max_frames: Optional[int] = None, config: Optional[VitsConfig] = None,
                mesh: Optional[Union[Mesh, NamedSharding]] = None,
                devices: Optional[Sequence[jax.Device]] = None, dtype=None,
-               sdp_noise=None, prior_noise=None) -> SynthesisOutput:
+               sdp_noise=None, prior_noise=None, programs=None) -> SynthesisOutput:
     """Token ids -> waveforms, as numpy (the host layer over `vits_jax.generate`).
 
     params: VitsParams (carries its config) or a plain param dict with `config=`.
@@ -473,6 +508,9 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         Default float32 throughout, the parity reference. Durations never depend on it.
     sdp_noise (B, >=T, 2), prior_noise (B, >=F, Z): standard normal draws replacing the key's (for
         parity tests against transformers); the prior noise must cover the frames rendered.
+    programs: exported stage programs (`vits_jax.synth.exported.ExportedPrograms`; a Voice loaded
+        from a `vits-jax export` folder passes its own), run for the shapes they cover instead of
+        tracing the jitted ones; the same samples. Not used with a mesh (they run on one device).
 
     Memory: rendering takes ~229 KB per frame and item at MMS-eng size on CPU (XLA's memory
     analysis of the compiled window program: 20.8 MB for 64 frames, 241.0 MB for 1024). Renders
@@ -498,6 +536,8 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     explain = lambda: _overflow_cause(params, encode_args, t, b)   # noqa: E731
     prior_noise = options.pop("prior_noise")
     key = encode_args["key"]
+    if split is not None:
+        programs = None          # exported for one device; a sharded batch runs the jitted programs
 
     if max_frames is not None and max_frames <= RENDER_WINDOW_FRAMES and prior_noise is None:
         out = jax.device_get(generate_program(params, **encode_args, noise_scale=options["noise_scale"],
@@ -505,7 +545,7 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         frames, waveform = max_frames, out.waveform
         durations = _host_durations(out.durations, t, explain)[:b]
     else:
-        encoded = encode_program(params, **encode_args)
+        encoded = _encode(params, encode_args, programs)
         durations = _host_durations(encoded.durations, t, explain)[:b]    # the one host sync
         item_frames = np.maximum(durations.sum(axis=1), 1).astype(np.int64)
         frames = max_frames or min(frame_bucket(int(item_frames.max())), MAX_FRAMES)
@@ -518,9 +558,10 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
             prior_noise = _pad_to(prior_noise, frames)
         options["prior_noise"] = sharding.shard_batch(prior_noise, b, split)
         if split is None and b > 1 and max_frames is None and jax.default_backend() == "cpu":
-            waveform = _render_items(params, encoded, key, options, item_frames, frames, hop, dtype)
+            waveform = _render_items(params, encoded, key, options, item_frames, frames, hop, dtype,
+                                     programs)
         else:
-            waveform = _render(params, encoded, key, options, frames, stop, dtype)
+            waveform = _render(params, encoded, key, options, frames, stop, dtype, programs)
 
     predicted = np.maximum(durations.sum(axis=1), 1).astype(np.int64)      # (B,) frames wanted
     truncated = predicted > frames

@@ -9,7 +9,9 @@
 `Voice.load` is the one way in: it asks `vits_jax.voice.sources.describe_source` what the source
 is, opens the tokenizer that source names (`tokenizer_location`), reads the weights through the
 mapper, and takes the defaults from the voice (config noise scales and rate, Piper's per-sentence
-peak normalization, speaker names). Everything above (CLI commands, corpus synthesis, notebooks,
+peak normalization, speaker names). A `vits-jax export` folder also brings its exported programs
+(`programs`, synth/exported.py), which its methods run for the shapes they cover instead of tracing
+the model. Everything above (CLI commands, corpus synthesis, notebooks,
 training's samples, the server) takes a Voice; nothing above inspects file names. The functional
 API (`vits_jax.load`, `speak`, `synthesize`, `stream`) is what these methods call.
 """
@@ -22,7 +24,7 @@ from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
-from ..voice.sources import SourceInfo, describe_source, tokenizer_location
+from ..voice.sources import EXPORTED, SourceInfo, describe_source, tokenizer_location
 from .speech import DEFAULT_BATCH_SIZE, DEFAULT_PAUSE, is_piper_voice
 
 __all__ = ["Voice", "open_tokenizer", "load_model", "check_speaker"]
@@ -79,6 +81,7 @@ class Voice:
     speaking_rate, noise_scale, noise_scale_duration: the voice's defaults (its config's).
     normalize: peak-normalize each sentence (Piper's behaviour: on for Piper voices).
     pause:     seconds of silence between sentences.
+    programs:  exported stage programs (`ExportedPrograms`) of a `vits-jax export` folder, else None.
     """
 
     params: Any
@@ -93,6 +96,7 @@ class Voice:
     pause: float = DEFAULT_PAUSE
     dtype: Optional[str] = None
     format: str = ""              # one line on the source's format, for `vits-jax info`
+    programs: Any = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -106,7 +110,8 @@ class Voice:
         for this source (the CLI opens it first, to check the text before reading weights);
         else `tokenizer_options` go to its `load` (`expand_numbers=True`, ...). text=False: a voice
         for `convert` only (voice conversion reads no text), so a training checkpoint without
-        tokenizer files loads with `tokenizer` None instead of failing."""
+        tokenizer files loads with `tokenizer` None instead of failing. An exported folder's
+        programs are loaded too (a warning, and none, when they cannot run in this process)."""
         from ..voice.checkpoint import load_local
 
         path, info = locate(source, config)
@@ -119,7 +124,12 @@ class Voice:
                 tokenizer = None
         params, _ = load_local(path, config, info)
         voice = cls.from_params(params, tokenizer, kind=info.kind, source=path, dtype=dtype)
-        return dataclasses.replace(voice, format=info.format)
+        programs = None
+        if info.kind == EXPORTED:
+            from .exported import load_programs
+
+            programs = load_programs(path)
+        return dataclasses.replace(voice, format=info.format, programs=programs)
 
     @classmethod
     def from_params(cls, params, tokenizer, *, kind: str = "params", source: str = "",
@@ -173,6 +183,7 @@ class Voice:
         from .synthesis import synthesize
 
         options.setdefault("dtype", self.dtype)
+        options.setdefault("programs", self.programs)
         return synthesize(self.params, ids, attention_mask, **self._options(options))
 
     def speak(self, text: str, *, batch_size: int = DEFAULT_BATCH_SIZE, pause: Optional[float] = None,
@@ -188,13 +199,14 @@ class Voice:
             return speak_ssml(self.params, self.tokenizer, text, batch_size=batch_size,
                               pause=self.pause if pause is None else pause,
                               normalize=self.normalize if normalize is None else normalize,
-                              lenient=ssml_lenient, speaker_for=self.speaker_id, **options)
+                              lenient=ssml_lenient, speaker_for=self.speaker_id, programs=self.programs,
+                              **options)
         from .speech import speak
 
         return speak(self.params, self.tokenizer, text, batch_size=batch_size,
                      pause=self.pause if pause is None else pause,
                      normalize=self.normalize if normalize is None else normalize,
-                     **self._options(options))
+                     programs=self.programs, **self._options(options))
 
     def stream(self, text: str, *, pause: Optional[float] = None, normalize: Optional[bool] = None,
                **options) -> Iterator[np.ndarray]:
@@ -204,7 +216,7 @@ class Voice:
         return speak_stream(self.params, self.tokenizer, text,
                             pause=self.pause if pause is None else pause,
                             normalize=self.normalize if normalize is None else normalize,
-                            **self._options(options))
+                            programs=self.programs, **self._options(options))
 
     def convert(self, waveform, *, source_speaker, target_speaker, sampling_rate: Optional[int] = None,
                 seed: int = 0, noise_scale: float = 1.0, key=None):

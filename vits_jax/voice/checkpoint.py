@@ -24,8 +24,8 @@ from ..config import VitsConfig
 from ..core.params import VitsParams, split_params  # noqa: F401  (re-exported)
 from .hub import resolve
 from .mapper import map_weights
-from .sources import (CONVERTED, PARAMS_DIR, PIPER_JSON, TOKENIZER_FILES as _TOKENIZER_FILES,
-                      describe_source, is_converted, open_source)
+from .sources import (CONVERTED, EXPORTED, PARAMS_DIR, PIPER_JSON,
+                      TOKENIZER_FILES as _TOKENIZER_FILES, describe_source, is_converted, open_source)
 from .shapes import param_shapes
 from .tables import FLAX
 
@@ -115,7 +115,7 @@ def load_local(path: str, config: Optional[str] = None, info=None) -> tuple[Vits
     """A local voice (`info`: its describe_source, when the caller has it) -> (params, the tokenizer
     files a converted copy keeps)."""
     info = info or describe_source(path, config)
-    if info.kind == CONVERTED:
+    if info.kind in (CONVERTED, EXPORTED):     # exported: the same folder plus its programs
         cfg = VitsConfig.from_json(info.config)
         files = {n: os.path.join(path, n) for n in TOKENIZER_FILES if os.path.isfile(os.path.join(path, n))}
         return VitsParams(jax.device_put(_restore(path, cfg)), cfg), files
@@ -141,6 +141,14 @@ def _inside(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
 
 
+def check_source_destination(local: str, dst: str) -> None:
+    """DestinationError when writing `dst` could touch the local source: `dst` is, contains or lies
+    inside it."""
+    if _inside(dst, local) or _inside(local, dst):
+        raise DestinationError(f"destination {dst} is, contains or lies inside the source {local}; "
+                               "choose another folder")
+
+
 def convert_weights(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False,
                     config: Optional[str] = None) -> VitsParams:
     """Any voice `load` reads -> a converted vits-jax folder `dst` (params, config.json, tokenizer
@@ -149,9 +157,7 @@ def convert_weights(src: str | os.PathLike, dst: str | os.PathLike, *, overwrite
     vits-jax checkpoint."""
     local = resolve(os.fspath(src))
     dst = os.path.abspath(os.fspath(dst))
-    if _inside(dst, local) or _inside(local, dst):
-        raise DestinationError(f"destination {dst} is, contains or lies inside the source {local}; "
-                               "choose another folder")
+    check_source_destination(local, dst)
     _check_destination(dst, overwrite)
     params, files = load_local(local, config)
     save(params, dst, overwrite=overwrite, tokenizer_files=files)

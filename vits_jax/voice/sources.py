@@ -1,6 +1,8 @@
 """What a path is as a voice (`describe_source`, `tokenizer_location`), and its weights read (`open_source`).
 
-Sources (a converted vits-jax folder is described here and read by checkpoint.py):
+Sources (a converted vits-jax folder is described here and read by checkpoint.py; an exported one,
+`vits-jax export`'s, is a converted folder plus `programs/manifest.json` and the serialized
+programs, which synth/exported.py writes and reads):
 - a transformers folder: `config.json` + `model.safetensors` (or sharded, or `pytorch_model.bin`);
 - an original VITS checkpoint (jaywalnut310/vits `G_*.pth` = `{"model": ...}`, MMS' fairseq release,
   a plain state dict in .pth/.pt/.bin/.safetensors) with its VITS `config.json` (`data` / `model`
@@ -107,17 +109,20 @@ def hparams_from_vits_json(data: Any, path: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- what a path is
-CONVERTED, TRANSFORMERS_KIND, ORIGINAL, PIPER_CHECKPOINT, PIPER_ONNX = (
-    "vits-jax", "transformers", "original VITS", "Piper checkpoint", "Piper ONNX")
+CONVERTED, EXPORTED, TRANSFORMERS_KIND, ORIGINAL, PIPER_CHECKPOINT, PIPER_ONNX = (
+    "vits-jax", "vits-jax exported", "transformers", "original VITS", "Piper checkpoint", "Piper ONNX")
 WEIGHT_NAMES = (SAFETENSORS, SAFETENSORS_INDEX, PYTORCH_BIN)
 PARAMS_DIR = "params"           # a converted folder's orbax tree
+PROGRAMS_DIR = "programs"       # an exported folder's serialized programs, beside params/
+PROGRAMS_MANIFEST = "manifest.json"   # in PROGRAMS_DIR: what was exported, for which jax
 
 
 @dataclasses.dataclass(frozen=True)
 class SourceInfo:
     """What a local voice is, decided from file names and small JSON files (no weights read).
 
-    kind:    CONVERTED, TRANSFORMERS_KIND, ORIGINAL, PIPER_CHECKPOINT or PIPER_ONNX.
+    kind:    CONVERTED, EXPORTED (a converted folder with exported programs), TRANSFORMERS_KIND,
+             ORIGINAL, PIPER_CHECKPOINT or PIPER_ONNX.
     path:    the path as given; weights: the file (or folder) the weights are read from.
     config:  the config.json that describes the voice (None where the weights carry it: Piper
              .onnx voices, Piper checkpoints without config=).
@@ -134,7 +139,9 @@ class SourceInfo:
     def format(self) -> str:
         """One line for `vits-jax info`."""
         name = os.path.basename(self.weights)
-        return {CONVERTED: "vits-jax checkpoint (orbax)", TRANSFORMERS_KIND: f"transformers ({name})",
+        return {CONVERTED: "vits-jax checkpoint (orbax)",
+                EXPORTED: "vits-jax checkpoint (orbax) with exported programs",
+                TRANSFORMERS_KIND: f"transformers ({name})",
                 PIPER_ONNX: f"Piper ONNX voice ({name})", PIPER_CHECKPOINT: f"Piper training checkpoint ({name})",
                 }.get(self.kind, "original VITS checkpoint")
 
@@ -161,7 +168,13 @@ def _tokenizer_files(folder: str) -> dict[str, str]:
 
 
 def is_converted(path: str) -> bool:
+    """A converted vits-jax folder (exported ones included): params/ and config.json."""
     return os.path.isdir(os.path.join(path, PARAMS_DIR)) and os.path.isfile(os.path.join(path, "config.json"))
+
+
+def programs_manifest(path: str) -> str:
+    """Where an exported folder keeps its programs' manifest."""
+    return os.path.join(path, PROGRAMS_DIR, PROGRAMS_MANIFEST)
 
 
 def _only(folder: str, suffix: str) -> Optional[str]:
@@ -193,8 +206,8 @@ def describe_source(path: str, config: Optional[str] = None) -> SourceInfo:
     if os.path.isdir(path):
         cfg_path = os.path.join(path, "config.json")
         if is_converted(path):
-            return SourceInfo(CONVERTED, path, os.path.join(path, PARAMS_DIR), cfg_path,
-                              _tokenizer_files(path))
+            kind = EXPORTED if os.path.isfile(programs_manifest(path)) else CONVERTED
+            return SourceInfo(kind, path, os.path.join(path, PARAMS_DIR), cfg_path, _tokenizer_files(path))
         data = read_json(cfg_path, "model config") if os.path.isfile(cfg_path) else None
         if isinstance(data, dict) and "model" in data and "data" in data:        # original VITS folder
             weights = _newest_generator(path) or next(
@@ -350,7 +363,7 @@ def open_source(path: str, config: Optional[str] = None, info: Optional[SourceIn
     """A local file or folder (not a converted one) -> Source, its weights read. `config`: the
     training config of an original VITS or Piper checkpoint when it is not beside the weights."""
     info = info or describe_source(path, config)
-    if info.kind == CONVERTED:
+    if info.kind in (CONVERTED, EXPORTED):
         raise SourceError(f"{info.path} is a converted vits-jax folder: read it with vits_jax.load")
     if info.kind == PIPER_ONNX:
         return _piper_onnx(info.weights)
