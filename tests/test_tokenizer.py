@@ -346,8 +346,8 @@ def test_uroman_matches_transformers(tmp_path, shared_uroman):
     assert counts["equal"] >= 200
     tok = Tokenizer.load(folder)
     assert tok.decode(tok.encode("Привет")) == "privet"
-    # without romanization these are all dropped
-    with pytest.raises(ValueError, match="tokenizes to no ids"):
+    # without romanization these are all dropped (and reported)
+    with pytest.raises(ValueError, match="tokenizes to no ids"), pytest.warns(UserWarning, match="dropped 6"):
         Tokenizer.load(MMS_ENG).encode("Привет")
 
 
