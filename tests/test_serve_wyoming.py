@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 import pytest
-from test_serve import TEXTS, TIMEOUT, TINY, pcm16, speak
+from test_serve import TEXTS, TIMEOUT, folder, pcm16, speak, voice  # noqa: F401  (fixtures)
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -30,19 +30,8 @@ from wyoming.info import Describe, Info  # noqa: E402
 from wyoming.tts import (Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop,  # noqa: E402
                          SynthesizeStopped, SynthesizeVoice)
 
-from vits_jax.synth.voice import Voice  # noqa: E402
 
 TINY_VOICE = SynthesizeVoice(name="tiny")
-
-
-@pytest.fixture(scope="module")
-def folder(model_folder):
-    return model_folder(5, **TINY)
-
-
-@pytest.fixture(scope="module")
-def voice(folder):
-    return Voice.load(folder, expand_numbers=True, fold_diacritics=True)
 
 
 @pytest.fixture(scope="module")
