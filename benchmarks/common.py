@@ -76,6 +76,20 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def conv_peak_gflops(repeats=5):
+    """Measured float32 peak of a large conv on this machine (JAX), the decoder's yardstick."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.ones((1, 16384, 256), jnp.float32)
+    w = jnp.ones((3, 256, 256), jnp.float32) * 1e-3
+    f = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1,), [(1, 1)],
+                                                          dimension_numbers=("NWC", "WIO", "NWC")))
+    f(x, w).block_until_ready()
+    t = median_time(lambda: f(x, w).block_until_ready(), repeats)
+    return 2 * 3 * 256 * 256 * 16384 / t / 1e9
+
+
 def peak_rss_mb() -> float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -15,7 +15,8 @@ same frames (checked). Cases: single sentences of ~20 / ~100 / ~400 ids, and an 
 paragraph that onnxruntime renders sentence by sentence (as Piper does) and vits-jax in one
 `synthesize` call. Runs are interleaved (onnxruntime, vits-jax, ...) and medians reported; the ratio
 is onnxruntime's time over vits-jax's (> 1: vits-jax faster), labelled NOT VALID when other
-processes used more than --max-other cores during the case. Also the decoder's GFLOP/s alone.
+processes used more than --max-other cores during the case. Also the decoder's GFLOP/s alone, and
+a per-stage profile of the ~100- and ~400-id sentences (benchmarks/stages.py).
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
     parser.add_argument("--ort-spinning", choices=("0", "1"), default="1",
                         help="onnxruntime session.intra_op.allow_spinning (1: its default, as Piper runs)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-stage profiles")
     common = _common()                         # no numpy: nothing starts a thread pool before the pin
     common.add_load_arguments(parser)
     args = parser.parse_args(argv)
@@ -208,6 +210,16 @@ def main(argv=None) -> int:
     audio_s = frames * cfg.hop_length / cfg.sampling_rate
     print(f"decoder: {gflop:.2f} GFLOP for {frames} frames ({gflop / audio_s:.2f} GFLOP per audio second), "
           f"{seconds * 1e3:.0f} ms -> {gflop / seconds:.1f} GFLOP/s (vits-jax, float32; {load.note(since)})")
+    if not args.no_profile:
+        sys.path.insert(0, _HERE)
+        from stages import print_profile, profile   # noqa: E402  (jax started: the pin is in place)
+
+        sys.path.remove(_HERE)
+        for text in (MEDIUM, LONG):
+            since = common.snapshot()
+            ids = np.asarray(ids_of(text), np.int32)
+            rows, facts = profile(params, ids, args.repeats)
+            print_profile(f"joe voice, 1 x {len(ids)} ids", rows, facts, load.note(since))
     load.report()
     return 0
 

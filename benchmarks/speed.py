@@ -1,6 +1,7 @@
 """vits-jax vs transformers' VitsModel on the same machine, same weights, same ids, one process.
 
-    python benchmarks/speed.py [--repeats 5] [--cases 1x20,1x100,1x400,8x100] [--memory] [--wait-quiet 600]
+    python benchmarks/speed.py [--repeats 5] [--cases 1x20,1x100,1x400,8x100] [--memory] [--no-profile]
+        [--wait-quiet 600]
 
 MMS-eng architecture (random weights, 36.3 M parameters), noise off on both sides and a speaking
 rate that gives ~6.5 frames per token, so both do the same work. Runs are interleaved
@@ -8,7 +9,7 @@ rate that gives ~6.5 frames per token, so both do the same work. Runs are interl
 batch and as a loop over items, and the ratio uses the better of the two. Runs unchanged on a GPU.
 `--memory` measures peak RSS of batch 8 x 400 tokens for each framework in its own subprocess.
 Each row ends with the cores other processes used while it was measured; its ratio is labelled
-NOT VALID above --max-other cores.
+NOT VALID above --max-other cores. Then a per-stage profile of 1 x 100 ids (benchmarks/stages.py).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (add_load_arguments, build, calibrated_rate, decoder_flops_per_frame, median_time,  # noqa: E402
-                    peak_rss_mb, snapshot, start_load)
+from common import (add_load_arguments, build, calibrated_rate, conv_peak_gflops,  # noqa: E402
+                    decoder_flops_per_frame, median_time, peak_rss_mb, snapshot, start_load)
+from stages import print_profile, profile  # noqa: E402
 
 
 def make_batch(cfg, batch, tokens, seed):
@@ -99,20 +101,6 @@ def run_case(hf, params, batch, tokens, repeats, device):
                 ratio=best_torch / t_jax, jax_first_call_s=first_call)
 
 
-def conv_peak_gflops(repeats=5):
-    """Measured float32 peak of a large conv on this machine (JAX), the decoder's yardstick."""
-    import jax
-    import jax.numpy as jnp
-
-    x = jnp.ones((1, 16384, 256), jnp.float32)
-    w = jnp.ones((3, 256, 256), jnp.float32) * 1e-3
-    f = jax.jit(lambda x, w: jax.lax.conv_general_dilated(x, w, (1,), [(1, 1)],
-                                                          dimension_numbers=("NWC", "WIO", "NWC")))
-    f(x, w).block_until_ready()
-    t = median_time(lambda: f(x, w).block_until_ready(), repeats)
-    return 2 * 3 * 256 * 256 * 16384 / t / 1e9
-
-
 def memory_child(framework):
     """Run batch 8 x 400 once in this process and print its peak RSS (MB) as JSON."""
     import torch
@@ -138,6 +126,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cases", default="1x20,1x100,1x400,8x100")
     parser.add_argument("--memory", action="store_true", help="peak RSS of 8x400 per framework")
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-stage profile")
     parser.add_argument("--memory-child", choices=["torch", "jax"], help=argparse.SUPPRESS)
     add_load_arguments(parser)
     args = parser.parse_args()
@@ -171,6 +160,13 @@ def main():
     peak = conv_peak_gflops()
     print(f"conv peak (jax, 3x256x256 conv): {peak:.0f} GFLOP/s; decoder-dominated jax throughput at "
           f"{max(r['gflops_jax'] for r in rows) / peak:.0%} of it ({load.note(since)})")
+    if not args.no_profile:
+        since = snapshot()
+        tokens = 100
+        ids, mask = make_batch(params.config, 1, tokens, seed=0)
+        rate = calibrated_rate(params, ids, mask)
+        rows_, facts = profile(params, np.asarray(ids)[0], args.repeats, peak, rate)
+        print_profile(f"MMS-eng size, 1 x {tokens} ids", rows_, facts, load.note(since))
     if args.memory:
         for fw in ("torch", "jax"):
             out = subprocess.run([sys.executable, __file__, "--memory-child", fw], capture_output=True, text=True)

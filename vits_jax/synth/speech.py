@@ -96,8 +96,9 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
     """Text of any length -> one waveform (see the module docstring for the plan): a `Speech`;
     with stream=True an iterator of waveform chunks as they are produced (`speak_stream`).
 
-    Every batch holds exactly `batch_size` rows (the last is filled up with repeats) so one
-    compiled program serves all batches of a length bucket.
+    The pieces go in as few batches as `batch_size` allows, all of one row count (10 pieces at
+    batch size 8: two batches of 5; the last is filled up with repeats, which are encoded but
+    not rendered), so one compiled program serves all batches of a length bucket.
 
     Randomness: piece `i` (in reading order) draws its noise from `fold_in(key(seed), i)`, and
     `synthesize` makes an item's audio independent of its batch, so the result depends on the
@@ -134,7 +135,7 @@ def speak(params, tokenizer, text: str, *, seed: int = 0, speaker_id: Optional[i
     pieces, ids = prepared or prepare_pieces(tokenizer, text, max_tokens)
     n = len(pieces)
     order = sorted(range(n), key=lambda i: len(ids[i]))
-    rows = batch_size if n > batch_size else n
+    rows = -(-n // -(-n // batch_size))   # as few batches as batch_size allows, evenly filled
     base = jax.random.key(seed)
     keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(first_piece, first_piece + n,
                                                                        dtype=jnp.uint32))       # (n,)

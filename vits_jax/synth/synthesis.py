@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
+from . import compiled
 from .. import core
 from ..core import sharding, windows
 from ..core.params import VitsParams, split_params
@@ -101,9 +102,13 @@ _item_keys_program = jax.jit(core.item_keys, static_argnums=1)   # so every prog
 def stage_program(programs, stage: str, jitted, static: dict, params, *args, **kwargs):
     """Runs one stage ("encode" or "render"): `programs.find(stage, static, params, *args,
     **kwargs)` (an exported program taking the traced arguments, or None) when `programs` is
-    given, else (or when it has none for these arguments) `jitted(params, *args, **kwargs,
-    **static)`. `static`: the jitted function's static arguments (num_frames, dtype)."""
+    given; else the per-machine store of compiled programs when it is on (synth/compiled.py: the
+    CLI's); else `jitted(params, *args, **kwargs, **static)`. All three compute the same program.
+    `static`: the jitted function's static arguments (num_frames, dtype)."""
     program = None if programs is None else programs.find(stage, static, params, *args, **kwargs)
+    store = compiled.active()
+    if program is None and store is not None:
+        program = store.find(stage, static, params, *args, jitted=jitted, **kwargs)
     if program is not None:
         return program(params, *args, **kwargs)
     return jitted(params, *args, **kwargs, **static)
@@ -310,8 +315,30 @@ def _check_noise(noise, batch: int, width: int, what: str) -> np.ndarray:
     return noise
 
 
+@jax.jit
+def _take_item(tree, index):
+    """Row `index` (traced) of every (B, ...) leaf, kept as (1, ...): one small program per batch
+    shape (slicing with Python ints would compile one per row)."""
+    return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, index, 1), tree)
+
+
+def _first_equal_rows(encode_args: dict, options: dict) -> np.ndarray:
+    """(B,) index of the first row whose inputs (ids, mask, key, speaker, rate, noise scales,
+    prior noise) equal each row's: a batch filled up with repeats (speak's last batch) renders
+    each distinct row once. Identical inputs give identical samples, so this is exact."""
+    columns = [np.asarray(encode_args["ids"]), np.asarray(encode_args["attention_mask"]),
+               np.asarray(jax.random.key_data(encode_args["key"]))]
+    for value in (encode_args["speaking_rate"], encode_args["noise_scale_duration"],
+                  encode_args["speaker_id"], encode_args["sdp_noise"], *options.values()):
+        if value is not None:
+            columns.append(np.asarray(value))
+    rows = [b"".join(np.ascontiguousarray(c[i]).tobytes() for c in columns) for i in range(len(columns[0]))]
+    first: dict[bytes, int] = {}
+    return np.asarray([first.setdefault(row, i) for i, row in enumerate(rows)], np.int64)
+
+
 def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, frames: int,
-                  hop: int, dtype, programs=None) -> np.ndarray:
+                  hop: int, dtype, programs=None, same_as: Optional[np.ndarray] = None) -> np.ndarray:
     """Stage 2 item by item, each at its own frame bucket -> (B, frames * hop) host waveform.
 
     On a CPU one item's convolutions already keep every core busy, so a padded batch only adds
@@ -319,19 +346,23 @@ def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, f
     Rendering items one by one decodes each over its own bucket, and the batch-1 programs are the
     same ones single calls use. Each item's result is exactly what a batch-1 call computes; an
     item longer than RENDER_WINDOW_FRAMES is rendered in windows (`_render`).
+    same_as: (B,) `_first_equal_rows`; a row equal to an earlier one is copied, not rendered.
     """
     out = np.zeros((len(item_frames), int(np.minimum(item_frames, frames).max()) * hop), np.float32)
-    pending = []
+    same_as = np.arange(len(item_frames)) if same_as is None else same_as
+    pending = {}
     for i, needed in enumerate(item_frames):
-        item = jax.tree.map(lambda x: x[i:i + 1], encoded)
-        options = {k: None if v is None else v[i:i + 1] for k, v in traced.items()}
-        pending.append(render_item(params, item, key[i:i + 1], options, int(needed), frames, dtype,
-                                   programs)[0])
-    for i, wave in enumerate(pending):
+        if same_as[i] != i:
+            continue
+        item, item_key, options = _take_item((encoded, key, traced), np.int32(i))
+        pending[i] = render_item(params, item, item_key, options, int(needed), frames, dtype,
+                                 programs)[0]
+    for i, wave in pending.items():
         # A stage whose (kernel - rate) is odd adds samples past frames * hop (see
         # hifigan.output_length); lengths count frames * hop, as transformers', so they are cut.
         wave = np.asarray(wave)[0, :out.shape[1]]
         out[i, :wave.shape[0]] = wave
+    out[:] = out[same_as]
     return out
 
 
@@ -559,7 +590,7 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         options["prior_noise"] = sharding.shard_batch(prior_noise, b, split)
         if split is None and b > 1 and max_frames is None and jax.default_backend() == "cpu":
             waveform = _render_items(params, encoded, key, options, item_frames, frames, hop, dtype,
-                                     programs)
+                                     programs, _first_equal_rows(encode_args, options))
         else:
             waveform = _render(params, encoded, key, options, frames, stop, dtype, programs)
 
