@@ -290,15 +290,10 @@ _CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile
 @pytest.fixture(autouse=True)
 def _no_persistent_compilation_cache():
     """A command run in this process (`cli.main(["say", ...])`) turns JAX's persistent
-    compilation cache (and vits_jax.synth.compiled's store) on for the whole process. Each test gets the settings it started with back,
+    compilation cache on for the whole process. Each test gets the settings it started with back,
     so no later test writes every program it compiles to disk (slow, and it broke one run)."""
-    from vits_jax.synth import compiled
-
     before = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
-    store = compiled.active()
     yield
-    if compiled.active() is not store:          # the command's store of compiled programs too
-        compiled.disable() if store is None else compiled.enable(os.path.dirname(store.folder))
     if any(getattr(jax.config, name) != value for name, value in before.items()):
         for name, value in before.items():
             jax.config.update(name, value)

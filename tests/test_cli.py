@@ -331,7 +331,6 @@ def test_console_script_writes_wav_and_fills_the_cache(models, cache_dir, tmp_pa
     assert rate == 16000 and pcm.size > 2 * 4000
     assert "wrote" in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
     assert any(name.startswith("jit__") for name in os.listdir(cache_dir))  # programs written
-    assert os.listdir(os.path.join(cache_dir, "programs"))                 # and kept compiled
     assert not os.path.exists(tmp_path / "unused")                         # --cache-dir beats the env
     assert sorted(os.listdir(tmp_path)) == ["hello.wav"]                   # no temporary left
 

@@ -381,3 +381,28 @@ def test_too_large_output_is_refused_before_rendering(tiny, monkeypatch):
     with pytest.raises(ValueError, match=r"MAX_OUTPUT_BYTES=10000 \(the predicted durations ask for"):
         synthesize(tiny, np.array([1, 2, 3]), speaking_rate=1e-4)
     assert compilation_counts()["render"] == before["render"]    # refused before any rendering
+
+
+def test_repeated_rows_are_rendered_once_with_the_same_samples(eng_single, monkeypatch):
+    """speak fills its last batch up with repeats: a row equal to an earlier one is copied, not
+    rendered, and every row still equals what it gives alone."""
+    import vits_jax
+    from vits_jax.tokenizer.base import pad_ids
+
+    voice = vits_jax.Voice.load(eng_single)
+    ids = [voice.tokenizer.encode(t) for t in ("Hello there.", "A longer sentence, spoken slowly.")]
+    batch, mask = pad_ids([ids[0], ids[1], ids[1], ids[0]], voice.tokenizer.padding_id)
+    keys = jax.random.split(jax.random.key(3), 2)[np.array([0, 1, 1, 0])]
+    rendered = []
+    real = synthesis.render_item
+    monkeypatch.setattr(synthesis, "render_item", lambda *a, **k: rendered.append(1) or real(*a, **k))
+    out = synthesize(voice.params, batch, attention_mask=mask, key=keys)
+    assert len(rendered) == 2
+    assert np.array_equal(out.waveform[0], out.waveform[3]) and np.array_equal(out.waveform[1], out.waveform[2])
+    alone = synthesize(voice.params, ids[1], key=keys[1:2])
+    diff = out.waveform[1, :alone.waveform.shape[1]] - alone.waveform[0]     # batch vs alone: round-off
+    assert np.abs(alone.waveform).max() > 0.05
+    assert np.abs(diff).max() <= 1e-5 * np.abs(alone.waveform).max()
+    # the same ids under other keys are other rows
+    synthesize(voice.params, batch[:2], attention_mask=mask[:2], key=jax.random.key(3))
+    assert len(rendered) == 4

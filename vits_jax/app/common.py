@@ -64,10 +64,8 @@ def setup_compilation_cache(cache_dir: Optional[str] = None) -> Optional[str]:
     """Turns on JAX's persistent compilation cache in `cache_dir` (default: default_cache_dir()).
 
     Every compiled program is written (no minimum compile time or size), so the next process
-    with the same shapes loads it instead of compiling; synthesize's stage programs are also kept
-    compiled in its `programs/` subfolder (vits_jax.synth.compiled), so a later process neither
-    traces nor lowers them. Returns the folder, or None (with a warning) if it cannot be created.
-    Call before the first compilation.
+    with the same shapes loads it instead of compiling. Returns the folder, or None (with a
+    warning) if it cannot be created. Call before the first compilation.
     """
     import jax
 
@@ -81,9 +79,6 @@ def setup_compilation_cache(cache_dir: Optional[str] = None) -> Optional[str]:
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # -1: cache every size
-    from ..synth import compiled
-
-    compiled.enable(folder)      # synthesize's programs themselves: no tracing in a later process
     return folder
 
 

@@ -39,7 +39,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 
-from . import compiled
 from .. import core
 from ..core import sharding, windows
 from ..core.params import VitsParams, split_params
@@ -102,13 +101,9 @@ _item_keys_program = jax.jit(core.item_keys, static_argnums=1)   # so every prog
 def stage_program(programs, stage: str, jitted, static: dict, params, *args, **kwargs):
     """Runs one stage ("encode" or "render"): `programs.find(stage, static, params, *args,
     **kwargs)` (an exported program taking the traced arguments, or None) when `programs` is
-    given; else the per-machine store of compiled programs when it is on (synth/compiled.py: the
-    CLI's); else `jitted(params, *args, **kwargs, **static)`. All three compute the same program.
-    `static`: the jitted function's static arguments (num_frames, dtype)."""
+    given, else (or when it has none for these arguments) `jitted(params, *args, **kwargs,
+    **static)`. `static`: the jitted function's static arguments (num_frames, dtype)."""
     program = None if programs is None else programs.find(stage, static, params, *args, **kwargs)
-    store = compiled.active()
-    if program is None and store is not None:
-        program = store.find(stage, static, params, *args, jitted=jitted, **kwargs)
     if program is not None:
         return program(params, *args, **kwargs)
     return jitted(params, *args, **kwargs, **static)
