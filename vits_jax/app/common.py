@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 from ..voice.hub import ModelNotFoundError
 
-__all__ = ["CliError", "USER_ERRORS", "run_command", "setup_compilation_cache", "default_cache_dir",
+__all__ = ["CliError", "USER_ERRORS", "run_command", "setup_compilation_cache", "keep_programs", "default_cache_dir",
            "Parser", "INTERRUPT", "Interrupt", "check_output", "check_audio_extension", "finite", "read_text", "decode_stdin",
            "Warnings", "add_cache_options", "write_output", "VOICE_HELP", "CONFIG_HELP"]
 
@@ -64,7 +64,8 @@ def setup_compilation_cache(cache_dir: Optional[str] = None) -> Optional[str]:
     """Turns on JAX's persistent compilation cache in `cache_dir` (default: default_cache_dir()).
 
     Every compiled program is written (no minimum compile time or size), so the next process
-    with the same shapes loads it instead of compiling. Returns the folder, or None (with a
+    with the same shapes loads it instead of compiling (`keep_programs` keeps the stage programs
+    beside it, so that process does not trace them either). Returns the folder, or None (with a
     warning) if it cannot be created. Call before the first compilation.
     """
     import jax
@@ -80,6 +81,23 @@ def setup_compilation_cache(cache_dir: Optional[str] = None) -> Optional[str]:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # -1: cache every size
     return folder
+
+
+PROGRAMS_SUBFOLDER = "programs"
+
+
+def keep_programs(voice, cache_folder: Optional[str]):
+    """`voice` with its stage programs kept in the compilation cache folder (`programs/` in it;
+    synth/exported.ProgramCache): exported on first use, so a later process deserializes them
+    instead of tracing the model. A voice that brings programs (an exported folder), or no
+    cache folder (--no-cache), leaves `voice` as it is."""
+    if cache_folder is None or getattr(voice, "programs", None) is not None:
+        return voice
+    import dataclasses
+
+    from ..synth.exported import ProgramCache
+
+    return dataclasses.replace(voice, programs=ProgramCache(os.path.join(cache_folder, PROGRAMS_SUBFOLDER)))
 
 
 def add_device_options(parser, what: str = "synthesize") -> None:

@@ -13,7 +13,7 @@ import sys
 from . import common
 from .common import (CONFIG_HELP, CliError, VOICE_HELP, Warnings, add_cache_options, add_device_options,
                      check_audio_extension, check_output, decode_stdin, finite, local_devices, read_text,
-                     setup_compilation_cache)
+                     setup_compilation_cache, keep_programs)
 
 
 def cmd_say(args) -> int:
@@ -73,12 +73,11 @@ def cmd_say(args) -> int:
             prepared = speech.prepare_pieces(tokenizer, text, args.max_tokens)
     common.INTERRUPT.check()
 
-    if not args.no_cache:
-        setup_compilation_cache(args.cache_dir)
+    cache = None if args.no_cache else setup_compilation_cache(args.cache_dir)
     from ..synth import audio
 
     with report():   # an exported folder whose programs cannot run here says so in one line
-        voice = Voice.load(path, config=args.config, tokenizer=tokenizer)
+        voice = keep_programs(Voice.load(path, config=args.config, tokenizer=tokenizer), cache)
     speaker = voice.speaker_id(args.speaker)
     common.INTERRUPT.check()
     options = dict(seed=args.seed, speaker_id=speaker, speaking_rate=args.rate,

@@ -23,7 +23,7 @@ import sys
 from typing import Optional
 from urllib.parse import urlparse
 
-from .common import (CliError, VOICE_HELP, add_cache_options, setup_compilation_cache)
+from .common import (CliError, VOICE_HELP, add_cache_options, keep_programs, setup_compilation_cache)
 
 
 def voice_name(spec: str) -> tuple[str, Optional[str]]:
@@ -114,9 +114,8 @@ def cmd_serve(args) -> int:
         except ImportError as e:
             raise CliError(f"--wyoming needs the wyoming package (pip install 'vits-jax[serve]'): "
                            f"{e}") from None
-    if not args.no_cache:
-        setup_compilation_cache(args.cache_dir)
-    voices = load_voices(args.model)
+    cache = None if args.no_cache else setup_compilation_cache(args.cache_dir)
+    voices = {name: keep_programs(voice, cache) for name, voice in load_voices(args.model).items()}
     sock = bind(args.host, args.port)
     wyoming_sock = bind(*wyoming_at, option="--wyoming") if wyoming_at is not None else None
 

@@ -54,7 +54,7 @@ from ..voice.checkpoint import DestinationError, check_source_destination, conve
 from ..voice.hub import resolve
 from ..voice.sources import PROGRAMS_DIR, PROGRAMS_MANIFEST, is_converted, programs_manifest
 
-__all__ = ["export_voice", "load_programs", "ExportedPrograms", "ProgramShape", "plan", "token_buckets",
+__all__ = ["export_voice", "load_programs", "ExportedPrograms", "ProgramCache", "ProgramShape", "plan", "token_buckets",
            "check_platforms", "check_buckets", "PLATFORMS", "FRAMES_PER_TOKEN"]
 
 MANIFEST_FORMAT = "vits-jax exported programs"
@@ -367,9 +367,110 @@ class ExportedPrograms:
         if program is None:
             return None
         exported, call = program
-        leaves, tree = jax.tree.flatten(((params, *args), kwargs))
-        if tree != exported.in_tree or any(
-                tuple(x.shape) != a.shape or x.dtype != a.dtype for x, a in zip(leaves, exported.in_avals)):
+        if not _takes(exported, params, args, kwargs):
             return None
         self.calls[stage] += 1
         return call
+
+
+def _takes(exported, params, args: tuple, kwargs: dict) -> bool:
+    """Whether `exported` takes exactly these arguments (pytree, shapes, dtypes)."""
+    leaves, tree = jax.tree.flatten(((params, *args), kwargs))
+    return tree == exported.in_tree and all(
+        tuple(x.shape) == a.shape and x.dtype == a.dtype for x, a in zip(leaves, exported.in_avals))
+
+
+# ---------------------------------------------------------------------------------------------
+# Kept per machine
+
+CACHE_VERSION = 1
+_JITTED = {"encode": synthesis.encode_program, "render": synthesis.render_program}   # what they export
+
+
+class ProgramCache:
+    """Stage programs exported on first use and kept in `folder`, as synthesize's `programs=`.
+
+    The CLI's commands use one beside JAX's persistent compilation cache (`programs/` in it): a
+    program is exported (`jax.export`, traced and lowered once) the first time a call needs it and
+    written to a file named by everything that shapes it (the stage, its statics, the arguments'
+    pytree with the voice's config, shapes and dtypes; jax's version, the platform, the matmul
+    precision); a later process deserializes that file and calls it under jit, so it never traces
+    the model, and XLA's compile of it comes from JAX's cache. The programs take the params as
+    arguments, so voices of one architecture share them. It covers the calls an exported folder
+    covers (`_call_shape`) on one device; any other call (a mesh, `--devices`) runs the jitted
+    programs. An unreadable file is exported again and replaced; a folder that cannot be written
+    warns once and keeps the programs in memory. `exported` / `deserialized` count both ways in.
+    """
+
+    def __init__(self, folder: str):
+        self.folder = os.path.abspath(folder)
+        self.exported = 0
+        self.deserialized = 0
+        self._programs: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+        self._warned = False
+
+    def __repr__(self) -> str:
+        return f"ProgramCache({self.folder!r})"
+
+    @staticmethod
+    def _key(stage: str, static: dict, leaves, tree) -> str:
+        import hashlib
+        import jaxlib
+
+        statics = sorted((k, jnp.dtype(v).name if k == "dtype" else repr(v)) for k, v in static.items())
+        text = repr((CACHE_VERSION, jax.__version__, jaxlib.__version__, jax.export.default_export_platform(),
+                     _precision(), bool(jax.config.jax_enable_x64), stage, statics, str(tree),
+                     [(tuple(x.shape), str(x.dtype)) for x in leaves]))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def find(self, stage: str, static: dict, params, *args, **kwargs) -> Optional[Callable]:
+        """The program for `stage` called as `jitted(params, *args, **kwargs, **static)`, taking
+        (params, *args, **kwargs): read from the folder, else exported now; None for calls it
+        does not cover."""
+        if _call_shape(stage, static, args, kwargs) is None or jax.device_count() > 1:
+            return None
+        leaves, tree = jax.tree.flatten(((params, *args), kwargs))
+        if any(isinstance(x, jax.Array) and len(x.sharding.device_set) > 1 for x in leaves):
+            return None
+        key = self._key(stage, static, leaves, tree)
+        with self._lock:
+            if key not in self._programs:
+                self._programs[key] = self._read(key) or self._export(key, stage, static, params, args, kwargs)
+            exported, call = self._programs[key]
+        return call if _takes(exported, params, args, kwargs) else None
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.folder, key + ".jax")
+
+    def _read(self, key: str) -> Optional[tuple]:
+        path = self._path(key)
+        try:
+            stat = os.stat(path)
+            program = _read_program(path, (stat.st_size, stat.st_mtime_ns))
+        except Exception:     # absent, partial or foreign: exported again (and replaced) below
+            return None
+        self.deserialized += 1
+        return program
+
+    def _export(self, key: str, stage: str, static: dict, params, args: tuple, kwargs: dict) -> tuple:
+        spec = _spec((params, args, kwargs))
+        exported = jax.export.export(_JITTED[stage], platforms=(jax.export.default_export_platform(),))(
+            spec[0], *spec[1], **spec[2], **static)
+        self.exported += 1
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".", suffix=".partial", dir=self.folder)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(exported.serialize())
+                os.replace(tmp, self._path(key))          # readers see a whole file or none
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError as e:
+            if not self._warned:
+                self._warned = True
+                warnings.warn(f"exported programs are not kept in {self.folder}: {e.strerror or e}",
+                              stacklevel=4)
+        return exported, jax.jit(exported.call)
