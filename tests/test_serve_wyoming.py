@@ -288,3 +288,42 @@ def test_cli_refuses_bad_wyoming_uris(uri):
                          capture_output=True, text=True, timeout=TIMEOUT)
     assert run.returncode == 1 and "error: --wyoming" in run.stderr and "tcp://HOST:PORT" in run.stderr, \
         run.stderr
+
+
+def test_32_concurrent_requests_across_the_three_protocols(voice, server):
+    """OpenAI (the openai package), Piper's HTTP API (urllib) and Wyoming (its client) at once,
+    against one process and one engine: every request completes with its own audio, the same as
+    offline speech with its seed, whatever else was in flight."""
+    import concurrent.futures
+    import json
+    import urllib.request
+
+    from openai import OpenAI
+
+    port, lines = server
+    url = next(line for line in lines if line.startswith("ready: ")).split()[1]
+    client = OpenAI(base_url=url + "/v1", api_key="none", timeout=TIMEOUT, max_retries=0)
+    jobs = [(("openai", "piper", "wyoming")[i % 3], TEXTS[i % len(TEXTS)], 100 + i) for i in range(32)]
+
+    def one(job):
+        protocol, text, seed = job
+        if protocol == "openai":
+            body = client.audio.speech.create(model="x", voice="tiny", input=text, response_format="pcm",
+                                              extra_body={"seed": seed}).content
+            return np.frombuffer(body, "<i2")
+        if protocol == "piper":
+            request = urllib.request.Request(url + "/synthesize", headers={"Content-Type": "application/json"},
+                                             data=json.dumps({"text": text, "seed": seed}).encode())
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as r:
+                body = r.read()
+            assert body[:4] == b"RIFF" and body[36:40] == b"data"
+            return np.frombuffer(body[44:], "<i2")
+        event = Event(type="synthesize", data={"text": text, "voice": {"name": "tiny"}, "seed": seed})
+        [events] = talk(port, ([event], ends_request))
+        [audio] = audios(events, voice.sampling_rate)
+        return audio
+
+    with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+        got = list(pool.map(one, jobs))
+    for (protocol, text, seed), audio in zip(jobs, got):
+        same(audio, speak(voice, text, seed=seed).waveform)
