@@ -152,6 +152,38 @@ def test_engine_batches_concurrent_requests_as_speak_does(voice):
         engine.close(TIMEOUT)
 
 
+def test_engine_delivers_each_sentence_as_it_is_rendered(voice, monkeypatch):
+    """A three-sentence request in one batch: its first sentence reaches the job before the batch's
+    synthesize returns (on a CPU rows render one by one), and the pieces arrive in reading order."""
+    from vits_jax.synth import engine as engine_module, synthesis
+
+    want = speak(voice, TEXTS[2], seed=3).waveform
+    events = []
+    real_synthesize, real_deliver = synthesis.synthesize, engine_module.Job._deliver
+
+    def synthesize(*args, **kwargs):
+        out = real_synthesize(*args, **kwargs)
+        events.append("returned")
+        return out
+
+    def deliver(job, index, *args, **kwargs):
+        events.append(index)
+        return real_deliver(job, index, *args, **kwargs)
+
+    monkeypatch.setattr(synthesis, "synthesize", synthesize)
+    monkeypatch.setattr(engine_module.Job, "_deliver", deliver)
+    engine = Engine({"tiny": voice}, batch_size=4, max_queue=8)
+    job = engine.submit(TEXTS[2], seed=3)
+    assert len(job.pieces) == 3
+    engine.start(warm=False)
+    try:
+        np.testing.assert_allclose(job.result(TIMEOUT), want, atol=1e-5)
+    finally:
+        engine.close(TIMEOUT)
+    assert engine.batches == 1
+    assert events == [0, 1, 2, "returned"]
+
+
 def test_engine_queue_is_bounded_and_close_finishes_accepted_work(voice):
     engine = Engine({"tiny": voice}, batch_size=2, max_queue=2)
     first, second = engine.submit(TEXTS[0]), engine.submit(TEXTS[1], seed=4)

@@ -406,3 +406,19 @@ def test_repeated_rows_are_rendered_once_with_the_same_samples(eng_single, monke
     # the same ids under other keys are other rows
     synthesize(voice.params, batch[:2], attention_mask=mask[:2], key=jax.random.key(3))
     assert len(rendered) == 4
+
+
+def test_on_item_reports_each_row_as_returned(multi, batch):
+    """on_item gets every item once, cut to its length, equal to its row of the returned batch."""
+    _, params = multi
+    seen = {}
+    out = synthesize(params, batch["ids"], batch["mask"], key=batch["keys"], speaker_id=batch["speakers"],
+                     speaking_rate=batch["rate"], on_item=lambda i, one: seen.setdefault(i, []).append(one))
+    assert sorted(seen) == [0, 1, 2] and all(len(v) == 1 for v in seen.values())
+    assert np.abs(out.waveform).max() > 0.05
+    for i, (one,) in seen.items():
+        n = int(out.lengths[i])
+        assert one.waveform.shape == (1, n) and int(one.lengths[0]) == n
+        np.testing.assert_array_equal(one.waveform[0], out.waveform[i, :n])
+        np.testing.assert_array_equal(one.durations[0], out.durations[i])
+        assert bool(one.truncated[0]) == bool(out.truncated[i])

@@ -446,27 +446,32 @@ class Engine:
         from .synthesis import synthesize
 
         voice = batch[0][0].voice
-        batch = sorted(batch, key=lambda p: len(p[0].ids[p[1]]))
+        # Rows in reading order (earliest piece of its text first): on a CPU they render one by one
+        # in this order and each is delivered as it is done, so every request's first sentence
+        # leaves first. The batch is filled up with repeats of its shortest piece, never rendered
+        # twice (synthesize renders equal rows once).
+        batch = sorted(batch, key=lambda p: (p[1], p[0].seq))
         rows = min(self.batch_size, 1 << (len(batch) - 1).bit_length())
-        padded = batch + [batch[0]] * (rows - len(batch))      # repeats of the shortest: cheap
+        shortest = min(batch, key=lambda p: len(p[0].ids[p[1]]))
+        padded = batch + [shortest] * (rows - len(batch))
         ids, mask = pad_ids([job.ids[i] for job, i in padded], voice.tokenizer.padding_id)
         keys = jnp.stack([job.keys[i] for job, i in padded])
 
         def column(name):
             values = [job.options[i].get(name) for job, i in padded]
             return None if values[0] is None else np.asarray(values)
+        def deliver(r: int, one) -> None:     # each piece as soon as it is rendered (synthesize's on_item)
+            if r >= len(batch):
+                return                        # a repeat filling the batch up
+            job, i = batch[r]
+            piece = np.asarray(one.waveform[0], np.float32)
+            job._deliver(i, audio.peak_normalize(piece) if job.normalize else piece,
+                         np.asarray(one.durations[0, :len(job.ids[i])], np.int64), bool(one.truncated[0]))
         with warnings.catch_warnings():   # truncation: as in speak, not reported per request
             warnings.simplefilter("ignore")
-            out = synthesize(voice.params, ids, attention_mask=mask, key=keys,
-                             speaker_id=column("speaker_id"), speaking_rate=column("speaking_rate"),
-                             noise_scale=column("noise_scale"),
-                             noise_scale_duration=column("noise_scale_duration"), dtype=voice.dtype,
-                             programs=getattr(voice, "programs", None))
+            synthesize(voice.params, ids, attention_mask=mask, key=keys,
+                       speaker_id=column("speaker_id"), speaking_rate=column("speaking_rate"),
+                       noise_scale=column("noise_scale"), noise_scale_duration=column("noise_scale_duration"),
+                       dtype=voice.dtype, programs=getattr(voice, "programs", None), on_item=deliver)
         self.batches += 1
         self.rows += len(batch)
-        waveform, lengths = np.asarray(out.waveform), np.asarray(out.lengths)
-        frames, cut = np.asarray(out.durations), np.asarray(out.truncated)
-        for r, (job, i) in enumerate(batch):
-            piece = waveform[r, :int(lengths[r])].astype(np.float32)
-            job._deliver(i, audio.peak_normalize(piece) if job.normalize else piece,
-                         frames[r, :len(job.ids[i])].astype(np.int64), bool(cut[r]))

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import warnings
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -333,7 +333,8 @@ def _first_equal_rows(encode_args: dict, options: dict) -> np.ndarray:
 
 
 def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, frames: int,
-                  hop: int, dtype, programs=None, same_as: Optional[np.ndarray] = None) -> np.ndarray:
+                  hop: int, dtype, programs=None, same_as: Optional[np.ndarray] = None,
+                  done: Optional[Callable[[int, np.ndarray], None]] = None) -> np.ndarray:
     """Stage 2 item by item, each at its own frame bucket -> (B, frames * hop) host waveform.
 
     On a CPU one item's convolutions already keep every core busy, so a padded batch only adds
@@ -342,6 +343,8 @@ def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, f
     same ones single calls use. Each item's result is exactly what a batch-1 call computes; an
     item longer than RENDER_WINDOW_FRAMES is rendered in windows (`_render`).
     same_as: (B,) `_first_equal_rows`; a row equal to an earlier one is copied, not rendered.
+    done(i, row): called with each row of the result as soon as it is complete, in item order (all
+    items are dispatched first, so item 0 is ready while the others still render).
     """
     out = np.zeros((len(item_frames), int(np.minimum(item_frames, frames).max()) * hop), np.float32)
     same_as = np.arange(len(item_frames)) if same_as is None else same_as
@@ -357,7 +360,10 @@ def _render_items(params, encoded, key, traced: dict, item_frames: np.ndarray, f
         # hifigan.output_length); lengths count frames * hop, as transformers', so they are cut.
         wave = np.asarray(wave)[0, :out.shape[1]]
         out[i, :wave.shape[0]] = wave
-    out[:] = out[same_as]
+        for j in np.flatnonzero(same_as == i):
+            out[j] = out[i]
+            if done is not None:
+                done(int(j), out[j])
     return out
 
 
@@ -510,7 +516,8 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
                max_frames: Optional[int] = None, config: Optional[VitsConfig] = None,
                mesh: Optional[Union[Mesh, NamedSharding]] = None,
                devices: Optional[Sequence[jax.Device]] = None, dtype=None,
-               sdp_noise=None, prior_noise=None, programs=None) -> SynthesisOutput:
+               sdp_noise=None, prior_noise=None, programs=None,
+               on_item: Optional[Callable[[int, "SynthesisOutput"], None]] = None) -> SynthesisOutput:
     """Token ids -> waveforms, as numpy (the host layer over `vits_jax.generate`).
 
     params: VitsParams (carries its config) or a plain param dict with `config=`.
@@ -551,6 +558,11 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     other items, the buckets or `max_frames` (as long as it is not truncated).
     Param leaves given as numpy are copied to the device on every call; pass
     `jax.device_put(params)` to keep them there.
+    on_item(i, out): called once per item with its own SynthesisOutput (a batch of one, cut to
+        its length) as soon as its audio is complete, before synthesize returns: on a CPU, where
+        items render one by one, item 0 arrives while the others still render (the serving engine
+        streams each sentence so); elsewhere all arrive after the batch. Items with non-finite
+        samples are never passed (synthesize then raises, as without it).
     """
     max_frames = _check_max_frames(max_frames)
     dtype = core.check_dtype(dtype)
@@ -564,6 +576,17 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
     key = encode_args["key"]
     if split is not None:
         programs = None          # exported for one device; a sharded batch runs the jitted programs
+    reported: set[int] = set()
+
+    def report(i: int, row: np.ndarray) -> None:        # on_item for item i (durations, frames: below)
+        wanted = max(int(durations[i].sum()), 1)
+        n = min(wanted, frames) * hop
+        row = np.asarray(row)[None, :n]
+        if on_item is None or i in reported or not np.all(np.isfinite(row)):
+            return
+        reported.add(i)
+        on_item(i, SynthesisOutput(waveform=row, lengths=np.array([n]), durations=durations[i:i + 1].astype(np.int64),
+                                   truncated=np.array([wanted > frames])))
 
     if max_frames is not None and max_frames <= RENDER_WINDOW_FRAMES and prior_noise is None:
         out = jax.device_get(generate_program(params, **encode_args, noise_scale=options["noise_scale"],
@@ -585,7 +608,8 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         options["prior_noise"] = sharding.shard_batch(prior_noise, b, split)
         if split is None and b > 1 and max_frames is None and jax.default_backend() == "cpu":
             waveform = _render_items(params, encoded, key, options, item_frames, frames, hop, dtype,
-                                     programs, _first_equal_rows(encode_args, options))
+                                     programs, _first_equal_rows(encode_args, options),
+                                     done=None if on_item is None else report)
         else:
             waveform = _render(params, encoded, key, options, frames, stop, dtype, programs)
 
@@ -598,6 +622,8 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
             f"more than the {frames} rendered; their audio is cut (see SynthesisOutput.truncated)",
             stacklevel=2)
     waveform = np.asarray(waveform)[:b, :int(rendered.max()) * hop]
+    for i in range(b if on_item is not None else 0):
+        report(i, waveform[i])          # those not reported as they rendered
     _check_waveform(waveform, options["noise_scale"], dtype)
     return SynthesisOutput(waveform=waveform, lengths=rendered * hop,
                            durations=durations.astype(np.int64), truncated=truncated)
