@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 from ..voice.hub import ModelNotFoundError
 
-__all__ = ["CliError", "USER_ERRORS", "run_command", "setup_compilation_cache", "keep_programs", "default_cache_dir",
+__all__ = ["CliError", "USER_ERRORS", "run_command", "setup_compilation_cache", "keep_programs", "kept_voices", "default_cache_dir",
            "Parser", "INTERRUPT", "Interrupt", "check_output", "check_audio_extension", "finite", "read_text", "decode_stdin",
            "Warnings", "add_cache_options", "write_output", "VOICE_HELP", "CONFIG_HELP"]
 
@@ -84,6 +84,13 @@ def setup_compilation_cache(cache_dir: Optional[str] = None) -> Optional[str]:
 
 
 PROGRAMS_SUBFOLDER = "programs"
+VOICES_SUBFOLDER = "voices"
+
+
+def kept_voices(cache_folder: Optional[str]) -> Optional[str]:
+    """Where `Voice.load(keep_in=...)` keeps converted voices: `voices/` in the compilation cache
+    folder (None with --no-cache)."""
+    return None if cache_folder is None else os.path.join(cache_folder, VOICES_SUBFOLDER)
 
 
 def keep_programs(voice, cache_folder: Optional[str]):

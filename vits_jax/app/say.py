@@ -13,7 +13,7 @@ import sys
 from . import common
 from .common import (CONFIG_HELP, CliError, VOICE_HELP, Warnings, add_cache_options, add_device_options,
                      check_audio_extension, check_output, decode_stdin, finite, local_devices, read_text,
-                     setup_compilation_cache, keep_programs)
+                     setup_compilation_cache, keep_programs, kept_voices)
 
 
 def cmd_say(args) -> int:
@@ -77,7 +77,8 @@ def cmd_say(args) -> int:
     from ..synth import audio
 
     with report():   # an exported folder whose programs cannot run here says so in one line
-        voice = keep_programs(Voice.load(path, config=args.config, tokenizer=tokenizer), cache)
+        voice = keep_programs(Voice.load(path, config=args.config, tokenizer=tokenizer,
+                                         keep_in=kept_voices(cache)), cache)
     speaker = voice.speaker_id(args.speaker)
     common.INTERRUPT.check()
     options = dict(seed=args.seed, speaker_id=speaker, speaking_rate=args.rate,

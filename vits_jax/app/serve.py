@@ -23,7 +23,8 @@ import sys
 from typing import Optional
 from urllib.parse import urlparse
 
-from .common import (CliError, VOICE_HELP, add_cache_options, keep_programs, setup_compilation_cache)
+from .common import (CliError, VOICE_HELP, add_cache_options, keep_programs, kept_voices,
+                     setup_compilation_cache)
 
 
 def voice_name(spec: str) -> tuple[str, Optional[str]]:
@@ -40,7 +41,8 @@ def voice_name(spec: str) -> tuple[str, Optional[str]]:
     return base or spec, spec
 
 
-def load_voices(specs) -> dict:
+def load_voices(specs, keep_in=None) -> dict:
+    """-m specs -> {name: Voice}; keep_in: where parsed sources are kept converted (kept_voices)."""
     from ..synth.voice import Voice
     from ..voice.default import default_model
 
@@ -54,7 +56,7 @@ def load_voices(specs) -> dict:
         if name in voices:
             raise CliError(f"two voices are named {name!r}: name them with -m NAME=SOURCE")
         # as `say`: numbers are spoken, letters the voice lacks folded
-        voices[name] = Voice.load(source, expand_numbers=True, fold_diacritics=True)
+        voices[name] = Voice.load(source, expand_numbers=True, fold_diacritics=True, keep_in=keep_in)
     return voices
 
 
@@ -115,7 +117,8 @@ def cmd_serve(args) -> int:
             raise CliError(f"--wyoming needs the wyoming package (pip install 'vits-jax[serve]'): "
                            f"{e}") from None
     cache = None if args.no_cache else setup_compilation_cache(args.cache_dir)
-    voices = {name: keep_programs(voice, cache) for name, voice in load_voices(args.model).items()}
+    voices = {name: keep_programs(voice, cache)
+              for name, voice in load_voices(args.model, kept_voices(cache)).items()}
     sock = bind(args.host, args.port)
     wyoming_sock = bind(*wyoming_at, option="--wyoming") if wyoming_at is not None else None
 

@@ -102,7 +102,7 @@ class Voice:
     @classmethod
     def load(cls, source: Optional[str | os.PathLike] = None, *, config: Optional[str] = None,
              dtype: Optional[str] = None, tokenizer=None, text: bool = True,
-             **tokenizer_options) -> "Voice":
+             keep_in: Optional[str] = None, **tokenizer_options) -> "Voice":
         """Any voice `vits_jax.load` reads (Piper .onnx / folder / voice name, converted folder,
         transformers folder or hub id, original VITS / Piper checkpoint with its config), or None
         for the default voice. `config`: a checkpoint's training config when not beside it.
@@ -111,8 +111,11 @@ class Voice:
         else `tokenizer_options` go to its `load` (`expand_numbers=True`, ...). text=False: a voice
         for `convert` only (voice conversion reads no text), so a training checkpoint without
         tokenizer files loads with `tokenizer` None instead of failing. An exported folder's
-        programs are loaded too (a warning, and none, when they cannot run in this process)."""
+        programs are loaded too (a warning, and none, when they cannot run in this process).
+        keep_in: a folder where a source that must be parsed (a Piper .onnx, a training
+        checkpoint) is kept converted, so later loads map it instead (voice/kept.py)."""
         from ..voice.checkpoint import load_local
+        from ..voice.kept import kept_or_none
 
         path, info = locate(source, config)
         if tokenizer is None:
@@ -122,7 +125,7 @@ class Voice:
                 if text:
                     raise
                 tokenizer = None
-        params, _ = load_local(path, config, info)
+        params = kept_or_none(info, keep_in) or load_local(path, config, info)[0]
         voice = cls.from_params(params, tokenizer, kind=info.kind, source=path, dtype=dtype)
         programs = None
         if info.kind == EXPORTED:
