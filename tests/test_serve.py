@@ -154,7 +154,10 @@ def test_engine_batches_concurrent_requests_as_speak_does(voice):
 
 def test_engine_delivers_each_sentence_as_it_is_rendered(voice, monkeypatch):
     """A three-sentence request in one batch: its first sentence reaches the job before the batch's
-    synthesize returns (on a CPU rows render one by one), and the pieces arrive in reading order."""
+    synthesize returns (on a CPU rows render one by one), and the pieces arrive in reading order;
+    batches run on the engine's devices."""
+    import jax
+
     from vits_jax.synth import engine as engine_module, synthesis
 
     want = speak(voice, TEXTS[2], seed=3).waveform
@@ -162,6 +165,7 @@ def test_engine_delivers_each_sentence_as_it_is_rendered(voice, monkeypatch):
     real_synthesize, real_deliver = synthesis.synthesize, engine_module.Job._deliver
 
     def synthesize(*args, **kwargs):
+        assert kwargs["devices"] == jax.local_devices()[:1]      # the engine's devices= (serve --devices)
         out = real_synthesize(*args, **kwargs)
         events.append("returned")
         return out
@@ -172,7 +176,7 @@ def test_engine_delivers_each_sentence_as_it_is_rendered(voice, monkeypatch):
 
     monkeypatch.setattr(synthesis, "synthesize", synthesize)
     monkeypatch.setattr(engine_module.Job, "_deliver", deliver)
-    engine = Engine({"tiny": voice}, batch_size=4, max_queue=8)
+    engine = Engine({"tiny": voice}, batch_size=4, max_queue=8, devices=jax.local_devices()[:1])
     job = engine.submit(TEXTS[2], seed=3)
     assert len(job.pieces) == 3
     engine.start(warm=False)
@@ -473,7 +477,7 @@ def test_sigterm_finishes_requests_in_flight(folder, voice, tmp_path):
     env = dict(os.environ, VITS_JAX_CACHE_DIR=str(tmp_path / "cache"))
     process = subprocess.Popen(
         [sys.executable, "-m", "vits_jax", "serve", "-m", f"tiny={folder}", "--port", "0",
-         "--batch-size", "1"], stderr=subprocess.PIPE, text=True, env=env)
+         "--batch-size", "1", "--devices", "1"], stderr=subprocess.PIPE, text=True, env=env)
     try:
         lines = []
         timer = threading.Timer(300, process.kill)    # a hang fails the test, never stalls it
@@ -512,6 +516,8 @@ def test_sigterm_finishes_requests_in_flight(folder, voice, tmp_path):
     (["--batch-size", "0"], "--batch-size must be >= 1"),
     (["--port", "70000"], "--port must be in"),
     (["-m", "=x"], "NAME=SOURCE"),
+    (["--devices", "0"], "--devices must be in [1, "),
+    (["--dtype", "float16"], "invalid choice: 'float16'"),
 ])
 def test_cli_refuses_bad_options(argv, message):
     run = subprocess.run([sys.executable, "-m", "vits_jax", "serve", *argv], capture_output=True,

@@ -16,6 +16,7 @@ with --wyoming.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -23,8 +24,8 @@ import sys
 from typing import Optional
 from urllib.parse import urlparse
 
-from .common import (CliError, VOICE_HELP, add_cache_options, keep_programs, kept_voices,
-                     setup_compilation_cache)
+from .common import (CliError, VOICE_HELP, add_cache_options, add_device_options, keep_programs, kept_voices,
+                     local_devices, setup_compilation_cache)
 
 
 def voice_name(spec: str) -> tuple[str, Optional[str]]:
@@ -116,8 +117,10 @@ def cmd_serve(args) -> int:
         except ImportError as e:
             raise CliError(f"--wyoming needs the wyoming package (pip install 'vits-jax[serve]'): "
                            f"{e}") from None
+    devices = local_devices(args.devices)
     cache = None if args.no_cache else setup_compilation_cache(args.cache_dir)
-    voices = {name: keep_programs(voice, cache)
+    dtype = None if args.dtype == "float32" else args.dtype
+    voices = {name: keep_programs(dataclasses.replace(voice, dtype=dtype), cache)
               for name, voice in load_voices(args.model, kept_voices(cache)).items()}
     sock = bind(args.host, args.port)
     wyoming_sock = bind(*wyoming_at, option="--wyoming") if wyoming_at is not None else None
@@ -126,7 +129,7 @@ def cmd_serve(args) -> int:
     from .http import create_app
 
     engine = Engine(voices, batch_size=args.batch_size, max_queue=args.max_queue,
-                    max_chars=args.max_chars)
+                    max_chars=args.max_chars, devices=devices)
     urls = address(sock, "http") + (f" wyoming {address(wyoming_sock, 'tcp')}" if wyoming_sock else "")
     print(f"loaded {len(voices)} voice(s): {', '.join(voices)}; compiling ...", file=sys.stderr, flush=True)
     engine.start()
@@ -194,5 +197,6 @@ def register(subparsers) -> None:
                    help="longest input text in characters; longer gets 413 (default 10000)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
                    help="most sentences per synthesis batch, across requests (default 8)")
+    add_device_options(p, "serve")
     add_cache_options(p)
     p.set_defaults(func=cmd_serve)

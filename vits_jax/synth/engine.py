@@ -35,7 +35,7 @@ import itertools
 import threading
 import time
 import warnings
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -247,11 +247,14 @@ class Engine:
     voices: {name: Voice}; the first is the default. batch_size: most rows per synthesize call.
     max_queue: most unfinished requests; one more raises QueueFull. max_chars: longest text.
     warm_text: the sentence `warm` synthesizes (its token bucket is the one compiled first).
+    devices: where batches run (synthesize's `devices=`; None: all local devices, each batch
+    split over them).
     """
 
     def __init__(self, voices: Mapping[str, Any], *, batch_size: int = DEFAULT_BATCH_SIZE,
                  max_queue: int = 64, max_chars: Optional[int] = None,
-                 max_tokens: int = DEFAULT_MAX_TOKENS, warm_text: str = "Hello there."):
+                 max_tokens: int = DEFAULT_MAX_TOKENS, warm_text: str = "Hello there.",
+                 devices: Optional[Sequence[Any]] = None):
         if not voices:
             raise ValueError("an engine needs at least one voice")
         if batch_size < 1:
@@ -265,6 +268,7 @@ class Engine:
         self.max_chars = max_chars
         self.max_tokens = max_tokens
         self.warm_text = warm_text
+        self.devices = None if devices is None else list(devices)
         self.ready = threading.Event()
         self.batches = 0                      # synthesize calls made (for tests and logs)
         self.rows = 0                         # pieces synthesized
@@ -472,6 +476,7 @@ class Engine:
             synthesize(voice.params, ids, attention_mask=mask, key=keys,
                        speaker_id=column("speaker_id"), speaking_rate=column("speaking_rate"),
                        noise_scale=column("noise_scale"), noise_scale_duration=column("noise_scale_duration"),
-                       dtype=voice.dtype, programs=getattr(voice, "programs", None), on_item=deliver)
+                       dtype=voice.dtype, programs=getattr(voice, "programs", None), devices=self.devices,
+                       on_item=deliver)
         self.batches += 1
         self.rows += len(batch)
