@@ -5,7 +5,9 @@ voice (the joe Piper voice), same texts, same run.
 
 For each number of concurrent clients and each text (one short sentence, a 4-sentence paragraph),
 every client sends `--rounds` requests one after another; the servers take turns, one level at a
-time. Per row: time to first byte (p50, p95), total time per request (p50, p95), audio seconds
+time, after one untimed pass of every level (a running server: vits-jax has compiled the batch
+shapes the levels need, as a server does after its first minutes; each vits-jax request has its
+own seed, so no two rows are equal). Per row: time to first byte (p50, p95), total time per request (p50, p95), audio seconds
 per wall second over the level, and failed requests. vits-jax streams (`POST /v1/audio/speech`,
 16-bit PCM, chunked: the first sentence leaves as soon as it is rendered); Piper's server answers
 with the whole WAV, so its first byte is its last. Noise is the voices' defaults on both sides.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import itertools
 import json
 import os
 import random
@@ -90,11 +93,16 @@ class Server:
             self.process.wait(60)
 
 
+SEEDS = itertools.count(1)      # every vits-jax request its own noise, as Piper's: equal requests
+                                # would otherwise be equal rows, which the engine renders once
+
+
 def request(server: Server, text: str, drop_after: int | None = None) -> tuple[float, float, float]:
     """One request -> (seconds to the first body byte, seconds to the last, audio seconds).
     drop_after: close the connection after that many bytes (a client that goes away)."""
     if server.name == "vits-jax":
-        url, body, header = server.url + "/v1/audio/speech", {"input": text, "response_format": "pcm"}, 0
+        url, body, header = server.url + "/v1/audio/speech", {"input": text, "response_format": "pcm",
+                                                              "seed": next(SEEDS)}, 0
     else:
         url, body, header = server.url + "/synthesize", {"text": text}, 44
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
@@ -197,12 +205,14 @@ def main() -> int:
         except ImportError:
             print("Piper's http_server needs flask (pip install flask): measuring vits-jax alone")
         try:
-            for server in servers:                    # warm both: the first request compiles / loads
-                request(server, SHORT), request(server, LONG)
+            levels = [int(c) for c in args.clients.split(",")]
+            for server in servers:   # warm both: what each level needs is compiled (vits-jax) / loaded
+                for clients in levels:
+                    level(server, SHORT, clients, 1), level(server, LONG, clients, 1)
             print(f"{'text':<6} {'clients':>7} {'server':<9} {'first byte p50/p95':>19} "
                   f"{'total p50/p95':>15} {'audio s / s':>11} {'failed':>6}")
             rows = {}
-            for clients in (int(c) for c in args.clients.split(",")):
+            for clients in levels:
                 for name, text in (("short", SHORT), ("long", LONG)):
                     since = snapshot()
                     for server in servers:
