@@ -1,6 +1,6 @@
 """The HTTP adapter of `vits-jax serve`: OpenAI's and Piper's APIs over one engine (Starlette).
 
-    POST /v1/audio/speech   OpenAI: model, input, voice, response_format (wav|pcm|flac), speed
+    POST /v1/audio/speech   OpenAI: model, input, voice, response_format (wav|pcm|flac|mp3), speed
                             (0.25-4.0, times the voice's rate), stream_format; vits-jax's seed
     GET  /v1/models  /v1/audio/voices
     POST /synthesize  and  POST /   Piper (piper-tts 1.8 http_server): text, voice, speaker /
@@ -23,7 +23,6 @@ validation and encoding live here; the queue and batching are synth/engine.py's.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 import sys
@@ -46,7 +45,8 @@ from ..synth.voice import SpeakerError
 
 __all__ = ["create_app", "HttpError", "wav_header"]
 
-FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm", "flac": "audio/flac"}
+FORMATS = {"wav": "audio/wav", "pcm": "audio/pcm", "flac": "audio/flac", "mp3": "audio/mpeg"}
+WHOLE = {"flac": ".flac", "mp3": ".mp3"}     # encoded once the audio is complete (synth/audio.py)
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 
 
@@ -221,20 +221,16 @@ def create_app(engine: Engine, *, log=None) -> Starlette:
             raise HttpError(400, f"stream_format {stream_format!r} is not supported (only 'audio')")
         job = await openai_job(data)
         rate = job.sampling_rate
-        if fmt == "flac":
-            try:
-                import soundfile
-            except ImportError:
+        if fmt in WHOLE:
+            if WHOLE[fmt] not in audio.writable_extensions():
                 job.cancel()
-                raise HttpError(400, "response_format 'flac' needs the soundfile package") from None
+                raise HttpError(400, f"response_format {fmt!r} is not written by this installation "
+                                     "(it needs the soundfile package and a libsndfile that encodes it)")
 
-            async def flac():
+            async def whole():
                 waves = [chunk async for chunk in job.achunks()]
-                buf = io.BytesIO()
-                soundfile.write(buf, audio.to_pcm16(np.concatenate([np.zeros(0, np.float32), *waves])),
-                                rate, format="FLAC", subtype="PCM_16")
-                yield buf.getvalue()
-            return streamed(request, started, job, flac(), FORMATS[fmt])
+                yield audio.audio_bytes(np.concatenate([np.zeros(0, np.float32), *waves]), rate, WHOLE[fmt])
+            return streamed(request, started, job, whole(), FORMATS[fmt])
 
         async def pcm(header: bool):
             if header:
