@@ -37,9 +37,11 @@ def _kept_files(folder):
 
 
 def _no_parsing(monkeypatch):
+    from vits_jax.voice import checkpoint
+
     def refuse(*args, **kwargs):
         raise AssertionError("the source was parsed")
-    monkeypatch.setattr(kept, "open_source", refuse)
+    monkeypatch.setattr(checkpoint, "open_source", refuse)
 
 
 def _same_params(a, b):

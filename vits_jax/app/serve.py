@@ -16,7 +16,6 @@ with --wyoming.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import socket
@@ -42,8 +41,9 @@ def voice_name(spec: str) -> tuple[str, Optional[str]]:
     return base or spec, spec
 
 
-def load_voices(specs, keep_in=None) -> dict:
-    """-m specs -> {name: Voice}; keep_in: where parsed sources are kept converted (kept_voices)."""
+def load_voices(specs, keep_in=None, dtype=None) -> dict:
+    """-m specs -> {name: Voice}; keep_in: where parsed sources are kept converted (kept_voices);
+    dtype: the decoder's compute dtype (None: float32)."""
     from ..synth.voice import Voice
     from ..voice.default import default_model
 
@@ -57,7 +57,8 @@ def load_voices(specs, keep_in=None) -> dict:
         if name in voices:
             raise CliError(f"two voices are named {name!r}: name them with -m NAME=SOURCE")
         # as `say`: numbers are spoken, letters the voice lacks folded
-        voices[name] = Voice.load(source, expand_numbers=True, fold_diacritics=True, keep_in=keep_in)
+        voices[name] = Voice.load(source, expand_numbers=True, fold_diacritics=True, keep_in=keep_in,
+                                  dtype=dtype)
     return voices
 
 
@@ -120,8 +121,8 @@ def cmd_serve(args) -> int:
     devices = local_devices(args.devices)
     cache = None if args.no_cache else setup_compilation_cache(args.cache_dir)
     dtype = None if args.dtype == "float32" else args.dtype
-    voices = {name: keep_programs(dataclasses.replace(voice, dtype=dtype), cache)
-              for name, voice in load_voices(args.model, kept_voices(cache)).items()}
+    voices = {name: keep_programs(voice, cache)
+              for name, voice in load_voices(args.model, kept_voices(cache), dtype).items()}
     sock = bind(args.host, args.port)
     wyoming_sock = bind(*wyoming_at, option="--wyoming") if wyoming_at is not None else None
 

@@ -582,7 +582,7 @@ def synthesize(params, ids, attention_mask=None, *, key: Optional[jax.Array] = N
         wanted = max(int(durations[i].sum()), 1)
         n = min(wanted, frames) * hop
         row = np.asarray(row)[None, :n]
-        if on_item is None or i in reported or not np.all(np.isfinite(row)):
+        if i in reported or not np.all(np.isfinite(row)):
             return
         reported.add(i)
         on_item(i, SynthesisOutput(waveform=row, lengths=np.array([n]), durations=durations[i:i + 1].astype(np.int64),

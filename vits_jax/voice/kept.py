@@ -10,8 +10,8 @@ programs first touch them. The mapped leaves still go through `map_weights` (sha
 config, no NaN or infinity), as every source does.
 
 key: sha256 of the content of every file the source is read from (weights, config, the Piper
-voice's .json), with FORMAT and this package's mapper version, so an edited source or a new
-mapping is converted again. Files are written whole and renamed into place, never changed after;
+voice's .json) and FORMAT, so an edited source is converted again (FORMAT is to be bumped when
+the mapping or the file's layout changes). Files are written whole and renamed into place, never changed after;
 a damaged or foreign file is converted again and replaced; a folder that cannot be written warns
 and the voice loads as usual.
 """
@@ -29,9 +29,10 @@ import numpy as np
 
 from ..config import VitsConfig
 from ..core.params import VitsParams
+from .checkpoint import load_local
 from .mapper import map_weights
 from .shapes import param_shapes
-from .sources import SourceInfo, open_source
+from .sources import SourceInfo
 from .tables import FLAX
 
 FORMAT = "vits-jax kept params 1"
@@ -117,23 +118,19 @@ def read_kept(path: str, where: str) -> VitsParams:
 
 def load_kept(info: SourceInfo, folder: str) -> VitsParams:
     """The params of `info`'s source: from its kept file in `folder`, else read from the source
-    (open_source + map_weights, as `checkpoint.load_local`) and kept for the next process."""
-    import jax
-
+    (`checkpoint.load_local`) and kept for the next process."""
     path = os.path.join(folder, source_key(info) + ".params")
     if os.path.isfile(path):
         try:
             return read_kept(path, where=info.path)
         except Exception:        # damaged, partial or from another format: converted again below
             pass
-    source = open_source(info.path, info.config, info)
-    mapped = map_weights(source.state_dict, source.table, param_shapes(source.config), source=source.path)
-    params = VitsParams(mapped.tree, source.config)
+    params = load_local(info.path, info.config, info)[0]
     try:
         write_kept(path, params)
     except OSError as e:
         warnings.warn(f"converted voices are not kept in {folder}: {e.strerror or e}", stacklevel=3)
-    return VitsParams(jax.device_put(params.tree), params.config)
+    return params
 
 
 def kept_or_none(info: SourceInfo, folder: Optional[str]) -> Optional[VitsParams]:
